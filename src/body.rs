@@ -1,0 +1,226 @@
+//! The buffered request body: [`WebhookBody`], and reading a body under a limit.
+
+use std::{
+    convert::Infallible,
+    pin::{pin, Pin},
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, LengthLimitError};
+
+use crate::BoxError;
+
+/// The buffered request body the inner service receives: the raw bytes as the provider sent them.
+///
+/// It is a single data frame, so axum's `Bytes`, `String` and `Json` extractors read it without
+/// copying. Trailers of the original request are not kept (webhook senders don't send any).
+///
+/// # Example
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use webhook_monitor::WebhookBody;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let body = WebhookBody::from(bytes::Bytes::from_static(b"{\"id\":1}"));
+/// let bytes = body.collect().await.unwrap().to_bytes();
+/// assert_eq!(&bytes[..], b"{\"id\":1}");
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct WebhookBody {
+    data: Option<Bytes>,
+}
+
+impl From<Bytes> for WebhookBody {
+    fn from(data: Bytes) -> Self {
+        Self {
+            data: (!data.is_empty()).then_some(data),
+        }
+    }
+}
+
+impl Body for WebhookBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// More than the limit: `read` bytes had arrived when it was crossed (0 if an outer layer
+    /// enforced its own limit).
+    TooLarge { read: u64 },
+    /// The body's stream failed.
+    Read(BoxError),
+}
+
+/// Reads a whole body, failing as soon as it exceeds `limit` bytes (inclusive limit).
+///
+/// A body that arrives as one data frame is returned as that frame's `Bytes`, without a copy;
+/// only a body of several frames is gathered into one buffer. This is what
+/// `Limited::new(body, limit).collect()` does, minus its boxed error and chunk list.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = pin!(body);
+    let capacity = usize::try_from(body.size_hint().lower()).map_or(limit, |n| n.min(limit));
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Option<BytesMut> = None;
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| classify_error(e.into()))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let n = data.remaining();
+        len = len.saturating_add(n);
+        if len > limit {
+            return Err(BodyError::TooLarge { read: len as u64 });
+        }
+        if let Some(buf) = &mut gathered {
+            buf.put(data);
+        } else if let Some(head) = first.take() {
+            let mut buf = BytesMut::with_capacity(capacity.max(len));
+            buf.put(head);
+            buf.put(data);
+            gathered = Some(buf);
+        } else {
+            first = Some(data.copy_to_bytes(n));
+        }
+    }
+    Ok(match gathered {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+fn classify_error(err: BoxError) -> BodyError {
+    if is_length_limit(&*err) {
+        BodyError::TooLarge { read: 0 }
+    } else {
+        BodyError::Read(err)
+    }
+}
+
+/// `true` if a length limit error is anywhere in the chain: an outer layer may have limited the
+/// body, and wrappers such as `axum::body::Body` hide that error behind their own.
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, fmt};
+
+    use http_body_util::{Full, Limited, StreamBody};
+
+    use super::*;
+
+    /// A body of fixed-size frames with no size hint, like a chunked upload.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Chunks {
+        fn new(total: usize, chunk: usize) -> Self {
+            let data = vec![b'x'; total];
+            Self(data.chunks(chunk).map(Bytes::copy_from_slice).collect())
+        }
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn single_frame_is_not_copied() {
+        let data = Bytes::from(vec![7u8; 2048]);
+        let out = read_body(Full::new(data.clone()), 4096).await.unwrap();
+        assert_eq!(out.as_ptr(), data.as_ptr(), "same buffer, no copy");
+    }
+
+    #[tokio::test]
+    async fn frames_are_gathered_and_limit_is_inclusive() {
+        let out = read_body(Chunks::new(100, 3), 100).await.unwrap();
+        assert_eq!(out.len(), 100);
+        let err = read_body(Chunks::new(101, 3), 100).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { read: 101 }), "{err:?}");
+        assert!(read_body(Chunks::new(0, 3), 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn outer_limit_wrapped_in_another_error_is_too_large() {
+        #[derive(Debug)]
+        struct Wrapper(BoxError);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&*self.0)
+            }
+        }
+        let outer = Limited::new(Chunks::new(50, 10), 20);
+        let wrapped = outer.map_err(Wrapper);
+        let err = read_body(wrapped, 1000).await.unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn stream_error_is_a_read_error() {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let body = StreamBody::new(futures_util::stream::iter(frames));
+        let err = read_body(body, 1000).await.unwrap_err();
+        assert!(matches!(err, BodyError::Read(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn webhook_body_is_one_exact_frame() {
+        let mut body = WebhookBody::from(Bytes::from_static(b"hello"));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "hello");
+        assert!(body.is_end_stream());
+        assert!(body.frame().await.is_none());
+        assert!(WebhookBody::from(Bytes::new()).is_end_stream());
+    }
+}

@@ -1,0 +1,221 @@
+//! What the layer learned about one request: [`Delivery`].
+
+use std::{fmt, sync::Arc, time::SystemTime};
+
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+
+use crate::policy::FingerprintAlgorithm;
+
+/// What the layer learned about a webhook request.
+///
+/// The layer inserts it into the request's extensions before calling the handler, so a handler
+/// can read it without parsing headers again. With the `axum` feature it is an extractor
+/// (`Delivery` or `Option<Delivery>`). Every [`DeliveryReport`](crate::DeliveryReport) carries it.
+///
+/// # Example
+///
+/// ```
+/// use http::Request;
+/// use webhook_monitor::{Delivery, WebhookBody};
+///
+/// fn handler(req: &Request<WebhookBody>) -> String {
+///     match req.extensions().get::<Delivery>() {
+///         Some(d) => format!("{} bytes on {}", d.body_len(), d.route()),
+///         None => "not behind the layer".to_owned(),
+///     }
+/// }
+/// # assert_eq!(handler(&Request::new(WebhookBody::default())), "not behind the layer");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub(crate) route: Arc<str>,
+    pub(crate) provider: Option<Arc<str>>,
+    pub(crate) id: Option<HeaderValue>,
+    pub(crate) event_type: Option<HeaderValue>,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) signature: SignatureStatus,
+    pub(crate) received_at: SystemTime,
+    pub(crate) body_len: u64,
+    pub(crate) fingerprint: Option<Fingerprint>,
+}
+
+impl Delivery {
+    /// The route's name, from its [`Policy`](crate::Policy).
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The provider's name, where the policy names one.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The provider's delivery id, where the policy says where to find it and the request has one.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The event type, where the policy says where to find it and the request has one.
+    pub fn event_type(&self) -> Option<&str> {
+        self.event_type.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The delivery attempt (1 for the first), where the provider says.
+    pub fn attempt(&self) -> Option<u32> {
+        self.attempt
+    }
+
+    /// Whether the provider's signature was checked.
+    pub fn signature(&self) -> SignatureStatus {
+        self.signature
+    }
+
+    /// Wall-clock time at which the layer received the request.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// Body size in bytes: what was read, or, for a body rejected on its declared length before
+    /// reading, the declared length.
+    pub fn body_len(&self) -> u64 {
+        self.body_len
+    }
+
+    /// Fingerprint of the body, once it has been read whole.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint
+    }
+}
+
+/// Whether a delivery's signature was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureStatus {
+    /// The route's policy has no signature scheme.
+    Unchecked,
+}
+
+impl SignatureStatus {
+    /// The name used in reports (`"unchecked"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchecked => "unchecked",
+        }
+    }
+}
+
+/// A hash of a delivery's body, to recognise the same payload across deliveries.
+///
+/// Displays as `xxh3-128:<32 hex digits>` or `sha256:<64 hex digits>`.
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::{Fingerprint, FingerprintAlgorithm};
+///
+/// let fp = Fingerprint::of(FingerprintAlgorithm::Sha256, b"abc");
+/// assert_eq!(
+///     fp.to_string(),
+///     "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fingerprint {
+    /// XXH3 128-bit hash.
+    Xxh3_128(u128),
+    /// SHA-256 digest.
+    Sha256([u8; 32]),
+}
+
+impl Fingerprint {
+    /// Fingerprints `body` with `algorithm`.
+    pub fn of(algorithm: FingerprintAlgorithm, body: &[u8]) -> Self {
+        match algorithm {
+            FingerprintAlgorithm::Xxh3_128 => Self::Xxh3_128(xxhash_rust::xxh3::xxh3_128(body)),
+            FingerprintAlgorithm::Sha256 => Self::Sha256(Sha256::digest(body).into()),
+        }
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Xxh3_128(h) => write!(f, "xxh3-128:{h:032x}"),
+            Self::Sha256(d) => {
+                f.write_str("sha256:")?;
+                d.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_impls {
+    use axum_core::{
+        extract::{FromRequestParts, OptionalFromRequestParts},
+        response::{IntoResponse, Response},
+    };
+    use http::{request::Parts, StatusCode};
+
+    use super::Delivery;
+
+    /// Rejection of the [`Delivery`] extractor when the route is not behind the layer.
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    #[derive(Debug, Clone, Copy)]
+    #[non_exhaustive]
+    pub struct MissingDelivery;
+
+    impl std::fmt::Display for MissingDelivery {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("route is not behind a WebhookMonitorLayer")
+        }
+    }
+
+    impl std::error::Error for MissingDelivery {}
+
+    impl IntoResponse for MissingDelivery {
+        fn into_response(self) -> Response {
+            (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for Delivery {
+        type Rejection = MissingDelivery;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            parts.extensions.get::<Delivery>().cloned().ok_or(MissingDelivery)
+        }
+    }
+
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for Delivery {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<Delivery>().cloned())
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use axum_impls::MissingDelivery;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xxh3_fingerprint_is_stable_and_formatted() {
+        let fp = Fingerprint::of(FingerprintAlgorithm::Xxh3_128, b"");
+        // XXH3-128 of the empty input, from the reference implementation's test suite.
+        assert_eq!(
+            fp.to_string(),
+            "xxh3-128:99aa06d3014798d86001c324468d497f"
+        );
+        assert_ne!(fp, Fingerprint::of(FingerprintAlgorithm::Xxh3_128, b"a"));
+    }
+}

@@ -1,0 +1,70 @@
+//! [`WebhookMonitorLayer`].
+
+use std::{fmt, sync::Arc};
+
+use tower_layer::Layer;
+
+use crate::{report::Reporter, Policy, WebhookMonitor};
+
+/// The tower [`Layer`] that monitors a webhook route: buffers and limits the body, times the
+/// handler, classifies its answer and reports the delivery.
+///
+/// Use it with axum's `Router::layer` or `route_layer`, or in any tower stack. Cloning it costs
+/// one reference-count bump. See the [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct WebhookMonitorLayer {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of the layer and its services share.
+pub(crate) struct Shared {
+    pub(crate) policy: Policy,
+    pub(crate) reporter: Reporter,
+}
+
+impl WebhookMonitorLayer {
+    /// A layer that applies `policy` and reports through `reporter`.
+    pub fn new(policy: Policy, reporter: Reporter) -> Self {
+        Self {
+            shared: Arc::new(Shared { policy, reporter }),
+        }
+    }
+
+    /// The route's policy.
+    pub fn policy(&self) -> &Policy {
+        &self.shared.policy
+    }
+
+    /// The reporter the layer sends through.
+    pub fn reporter(&self) -> &Reporter {
+        &self.shared.reporter
+    }
+}
+
+impl<S> Layer<S> for WebhookMonitorLayer {
+    type Service = WebhookMonitor<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WebhookMonitor {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl fmt::Debug for WebhookMonitorLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookMonitorLayer")
+            .field("policy", &self.shared.policy)
+            .field("reporter", &self.shared.reporter)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,88 @@
+//! A tower layer that monitors webhook routes from the inside.
+//!
+//! Webhooks are requests you do not control: the provider decides when they come, how big they
+//! are and how often they are retried. An endpoint can be "up" while its webhooks time out, fail
+//! silently behind a `200`, or stop arriving. [`WebhookMonitorLayer`] wraps a webhook route and,
+//! for every delivery:
+//!
+//! 1. buffers the body under a limit (`413` past it, `400` if it cannot be read) and hands the
+//!    raw bytes to the handler, so `Bytes`, `String` and `Json` extractors work unchanged;
+//! 2. times the body read and the handler separately;
+//! 3. classifies the answer into an [`Outcome`]: success, failure by class, *late* (a 2xx after
+//!    the provider's timeout budget), a failure the handler [`Mark`]ed behind a 2xx, a caught
+//!    panic (answered `500`), or a cancellation (the future was dropped mid-handler);
+//! 4. hands a [`DeliveryReport`] to a background [`Reporter`] that batches reports into a
+//!    [`Sink`](report::Sink). Reporting never waits and never fails the response: when the queue
+//!    is full the report is dropped and counted.
+//!
+//! Rejections are responses, never errors: the service's error type stays the inner service's.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use axum::{routing::post, Router};
+//! use bytes::Bytes;
+//! use webhook_monitor::{report::{Reporter, TracingSink}, Policy, WebhookMonitorLayer};
+//!
+//! async fn handler(body: Bytes) -> &'static str {
+//!     // … process the delivery …
+//!     "ok"
+//! }
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), webhook_monitor::BoxError> {
+//! let (reporter, guard) = Reporter::spawn(TracingSink::new());
+//! let policy = Policy::custom("orders").timeout_budget(Duration::from_secs(5));
+//! let app = Router::new()
+//!     .route("/webhooks/orders", post(handler))
+//!     .layer(WebhookMonitorLayer::new(policy, reporter));
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await?;
+//! // Send every queued report before exiting.
+//! guard.shutdown(Duration::from_secs(5)).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
+//!
+//! The in-memory pieces and the `tracing` and JSON-lines sinks need no feature.
+//!
+//! # Backpressure
+//!
+//! `poll_ready` is forwarded to the inner service. If that service is a `tower::buffer::Buffer`,
+//! the slot it reserves stays held while the layer reads the body. Under axum this does not
+//! matter: a route is always ready.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod delivery;
+mod future;
+mod layer;
+mod outcome;
+mod policy;
+pub mod report;
+mod service;
+
+pub use body::WebhookBody;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use delivery::MissingDelivery;
+pub use delivery::{Delivery, Fingerprint, SignatureStatus};
+pub use future::ResponseFuture;
+pub use layer::WebhookMonitorLayer;
+pub use outcome::{
+    Classify, DefaultClassify, FailureKind, Field, FieldValue, Mark, Outcome, RejectReason,
+};
+pub use policy::{FingerprintAlgorithm, Policy};
+pub use report::{DeliveryReport, Flags, Report, Reporter, ReporterGuard};
+pub use service::WebhookMonitor;
+
+/// Alias for a type-erased error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,166 @@
+//! Per-route settings: [`Policy`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use http::HeaderName;
+
+use crate::outcome::{Classify, DefaultClassify};
+
+/// Everything one webhook route decides, in code.
+///
+/// A policy names the route (the name travels in every report), limits the body, states the
+/// provider's response-timeout budget and decides how responses are classified. Build one with
+/// [`Policy::custom`] and refine it with the setters, each of which documents its default.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_monitor::Policy;
+///
+/// let policy = Policy::custom("orders")
+///     .max_body_bytes(256 * 1024)
+///     .timeout_budget(Duration::from_secs(5))
+///     .delivery_id_header(http::HeaderName::from_static("x-delivery-id"));
+/// assert_eq!(policy.name(), "orders");
+/// ```
+#[derive(Clone)]
+pub struct Policy {
+    pub(crate) name: Arc<str>,
+    pub(crate) provider: Option<Arc<str>>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) timeout_budget: Option<Duration>,
+    pub(crate) classify: Arc<dyn Classify>,
+    pub(crate) fingerprint: FingerprintAlgorithm,
+    pub(crate) delivery_id_header: Option<HeaderName>,
+    pub(crate) event_type_header: Option<HeaderName>,
+    pub(crate) attempt_header: Option<HeaderName>,
+}
+
+impl Policy {
+    /// The default body limit: 1 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// Share of the [timeout budget](Self::timeout_budget), in percent, past which a delivery is
+    /// flagged [`near_timeout`](crate::Flags::near_timeout).
+    pub const NEAR_TIMEOUT_PERCENT: u32 = 80;
+
+    /// A policy for a route named `name`, with no provider scheme.
+    ///
+    /// Defaults: a 1 MiB body limit, no timeout budget, [`DefaultClassify`], the xxh3-128 body
+    /// fingerprint, and no identification headers.
+    pub fn custom(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            provider: None,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            timeout_budget: None,
+            classify: Arc::new(DefaultClassify::default()),
+            fingerprint: FingerprintAlgorithm::Xxh3_128,
+            delivery_id_header: None,
+            event_type_header: None,
+            attempt_header: None,
+        }
+    }
+
+    /// The route's name, as it appears in reports.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Names the provider in reports (for example `"acme"`). Defaults to none.
+    #[must_use]
+    pub fn provider(mut self, provider: impl Into<Arc<str>>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Maximum request body size in bytes, inclusive. Larger bodies are answered
+    /// `413 Payload Too Large` without calling the handler. Defaults to
+    /// [`Self::DEFAULT_MAX_BODY_BYTES`] (1 MiB).
+    #[must_use]
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// The provider's response timeout: how long it waits for an answer before it gives up and
+    /// schedules a retry.
+    ///
+    /// A 2xx answered later than this is reported as [`Outcome::Late`](crate::Outcome::Late), and
+    /// any answer past [`NEAR_TIMEOUT_PERCENT`](Self::NEAR_TIMEOUT_PERCENT) of it is flagged
+    /// [`near_timeout`](crate::Flags::near_timeout). Time is counted from the moment the layer
+    /// receives the request until the handler's response is ready. Defaults to none.
+    #[must_use]
+    pub fn timeout_budget(mut self, budget: Duration) -> Self {
+        self.timeout_budget = Some(budget);
+        self
+    }
+
+    /// Replaces the classifier that turns the handler's response into an
+    /// [`Outcome`](crate::Outcome). Defaults to [`DefaultClassify`].
+    ///
+    /// A handler's [`Mark`](crate::Mark) and the timeout budget are applied after the classifier.
+    #[must_use]
+    pub fn classify_with(mut self, classify: impl Classify) -> Self {
+        self.classify = Arc::new(classify);
+        self
+    }
+
+    /// How the body is fingerprinted in each [`Delivery`](crate::Delivery). Defaults to
+    /// [`FingerprintAlgorithm::Xxh3_128`].
+    #[must_use]
+    pub fn fingerprint(mut self, algorithm: FingerprintAlgorithm) -> Self {
+        self.fingerprint = algorithm;
+        self
+    }
+
+    /// Header that carries the provider's delivery id (for example `x-github-delivery`).
+    /// Defaults to none.
+    #[must_use]
+    pub fn delivery_id_header(mut self, name: HeaderName) -> Self {
+        self.delivery_id_header = Some(name);
+        self
+    }
+
+    /// Header that carries the event type (for example `x-github-event`). Defaults to none.
+    #[must_use]
+    pub fn event_type_header(mut self, name: HeaderName) -> Self {
+        self.event_type_header = Some(name);
+        self
+    }
+
+    /// Header that carries the delivery attempt number as a decimal integer. A value that is not
+    /// a number is ignored. Defaults to none.
+    #[must_use]
+    pub fn attempt_header(mut self, name: HeaderName) -> Self {
+        self.attempt_header = Some(name);
+        self
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("timeout_budget", &self.timeout_budget)
+            .field("fingerprint", &self.fingerprint)
+            .field("delivery_id_header", &self.delivery_id_header)
+            .field("event_type_header", &self.event_type_header)
+            .field("attempt_header", &self.attempt_header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hash that fingerprints each delivery's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FingerprintAlgorithm {
+    /// XXH3, 128 bits: fast (a few hundred nanoseconds for 2 KiB), not cryptographic.
+    #[default]
+    Xxh3_128,
+    /// SHA-256: cryptographic, about 1.3 µs for 2 KiB.
+    Sha256,
+}

@@ -1,0 +1,232 @@
+//! Reporting: what is sent ([`Report`]), the handle the layer sends through ([`Reporter`]), the
+//! guard that stops the background worker ([`ReporterGuard`]) and where batches go ([`Sink`]).
+//!
+//! # How reports travel
+//!
+//! The layer builds one [`Report`] per delivery and hands it to [`Reporter::try_report`], which
+//! never waits: when the bounded queue is full, or the worker is gone, the report is dropped and
+//! counted by reason in [`Reporter::stats`]. One worker task drains the queue in batches. It does
+//! not wake for every report: after the first report of a quiet spell it lingers (5 ms by default)
+//! so that more can gather, and is woken early once a full batch is queued. Each batch goes to the
+//! [`Sink`], with a timeout.
+//!
+//! # When reports are sent
+//!
+//! Once per delivery: when the response is ready (success, failure, late, panicked), when the
+//! layer rejects the request (too large, unreadable body), when the inner service returns an
+//! error, and when the response future is dropped before that (cancelled). Never twice for one
+//! request.
+//!
+//! # Memory
+//!
+//! The queue holds at most [`queue_capacity`](ReporterBuilder::queue_capacity) reports of about
+//! 300 bytes each (2.5 MiB at the default 8192), plus whatever custom fields handlers attach.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use webhook_monitor::report::{MemorySink, Reporter};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let sink = MemorySink::new();
+//! let (reporter, guard) = Reporter::builder()
+//!     .queue_capacity(1024)
+//!     .linger(Duration::from_millis(2))
+//!     .spawn(sink.clone());
+//! // … hand `reporter` to `WebhookMonitorLayer::new` …
+//! # drop(reporter);
+//! guard.shutdown(Duration::from_secs(5)).await.expect("drained in time");
+//! # }
+//! ```
+
+mod reporter;
+pub mod sink;
+mod worker;
+
+use std::{borrow::Cow, fmt, time::Duration};
+
+use http::StatusCode;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+pub use reporter::{
+    Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownTimedOut,
+};
+pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError, TracingSink};
+
+use crate::{outcome::Field, Delivery, FieldValue, Outcome};
+
+/// What the reporter sends to its sink.
+///
+/// Serializes to the JSON schema documented in `docs/report-schema.md`, with a `"type"` tag.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Report {
+    /// One delivery, as the layer saw it.
+    Delivery(DeliveryReport),
+}
+
+impl Report {
+    /// The delivery report, if this is one.
+    pub fn as_delivery(&self) -> Option<&DeliveryReport> {
+        match self {
+            Self::Delivery(d) => Some(d),
+        }
+    }
+}
+
+/// One delivery: what came in, what the handler answered, how long each part took.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// What the layer learned about the request.
+    pub delivery: Delivery,
+    /// The status sent to the provider; `None` when there was none (cancelled, service error).
+    pub status: Option<StatusCode>,
+    /// The classification.
+    pub outcome: Outcome,
+    /// A human-readable reason: the handler's [`Mark::failed`](crate::Mark::failed) reason, the
+    /// rejection's details, or the panic message.
+    pub reason: Option<Cow<'static, str>>,
+    /// Time spent reading the body.
+    pub body_read: Duration,
+    /// Time spent in the handler, until its response was ready (zero if it was never called).
+    pub handler: Duration,
+    /// Time from receiving the request until the response was ready.
+    pub total: Duration,
+    /// Noteworthy facts.
+    pub flags: Flags,
+    /// The handler's custom fields, from its [`Mark`](crate::Mark).
+    pub fields: Vec<Field>,
+}
+
+/// Noteworthy facts about a delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Flags {
+    /// The response took more than
+    /// [`NEAR_TIMEOUT_PERCENT`](crate::Policy::NEAR_TIMEOUT_PERCENT) of the timeout budget, but
+    /// not all of it.
+    pub near_timeout: bool,
+    /// The response took longer than the timeout budget: the provider gave up waiting.
+    pub over_budget: bool,
+}
+
+impl Flags {
+    /// The flags' names, as in reports.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.near_timeout, "near_timeout"),
+            (self.over_budget, "over_budget"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Delivery(d) => d.serialize(s),
+        }
+    }
+}
+
+impl Serialize for DeliveryReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = &self.delivery;
+        let mut m = s.serialize_map(Some(20))?;
+        m.serialize_entry("type", "delivery")?;
+        m.serialize_entry("route", d.route())?;
+        m.serialize_entry("provider", &d.provider())?;
+        m.serialize_entry("delivery_id", &d.id())?;
+        m.serialize_entry("event_type", &d.event_type())?;
+        m.serialize_entry("attempt", &d.attempt())?;
+        m.serialize_entry("signature", d.signature().as_str())?;
+        m.serialize_entry("status", &self.status.map(|s| s.as_u16()))?;
+        m.serialize_entry("outcome", self.outcome.as_str())?;
+        m.serialize_entry("outcome_detail", &self.outcome.detail())?;
+        m.serialize_entry("reason", &self.reason)?;
+        let received_at = humantime::format_rfc3339_micros(d.received_at()).to_string();
+        m.serialize_entry("received_at", &received_at)?;
+        m.serialize_entry("body_read_us", &micros(self.body_read))?;
+        m.serialize_entry("handler_us", &micros(self.handler))?;
+        m.serialize_entry("total_us", &micros(self.total))?;
+        m.serialize_entry("body_bytes", &d.body_len())?;
+        m.serialize_entry("fingerprint", &d.fingerprint().map(|f| f.to_string()))?;
+        m.serialize_entry("flags", &FlagList(self.flags))?;
+        m.serialize_entry("fields", &FieldMap(&self.fields))?;
+        m.end()
+    }
+}
+
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+struct FlagList(Flags);
+
+impl Serialize for FlagList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for name in self.0.names() {
+            seq.serialize_element(name)?;
+        }
+        seq.end()
+    }
+}
+
+pub(crate) struct FieldMap<'a>(pub(crate) &'a [Field]);
+
+impl Serialize for FieldMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for f in self.0 {
+            m.serialize_entry(&f.name, &f.value)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for FieldValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Bool(v) => s.serialize_bool(*v),
+            Self::I64(v) => s.serialize_i64(*v),
+            Self::U64(v) => s.serialize_u64(*v),
+            Self::F64(v) if v.is_finite() => s.serialize_f64(*v),
+            Self::F64(_) => s.serialize_unit(),
+            Self::Str(v) => s.serialize_str(v),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryReport {
+    /// One human-readable line: route, outcome, status, timings.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.delivery.route(), self.outcome.as_str())?;
+        if let Some(detail) = self.outcome.detail() {
+            write!(f, "({detail})")?;
+        }
+        match self.status {
+            Some(s) => write!(f, " status={}", s.as_u16())?,
+            None => f.write_str(" status=-")?,
+        }
+        write!(
+            f,
+            " body={}B read={:?} handler={:?} total={:?}",
+            self.delivery.body_len(),
+            self.body_read,
+            self.handler,
+            self.total
+        )?;
+        for name in self.flags.names() {
+            write!(f, " [{name}]")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, " reason={reason:?}")?;
+        }
+        Ok(())
+    }
+}

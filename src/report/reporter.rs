@@ -1,0 +1,340 @@
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::{worker, Report, Sink};
+
+/// The cheap, cloneable handle the layer reports through. Never blocks, never fails a request.
+///
+/// Create one with [`Reporter::spawn`] or [`Reporter::builder`]. See the
+/// [module docs](crate::report) for an example.
+#[derive(Clone)]
+pub struct Reporter {
+    tx: mpsc::Sender<Report>,
+    shared: Arc<Shared>,
+}
+
+/// State shared by every [`Reporter`] clone and the worker.
+pub(super) struct Shared {
+    pub(super) counters: Counters,
+    /// Wakes a lingering worker once `wake_at` reports are queued.
+    pub(super) notify: Notify,
+    wake_at: usize,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    enqueued: AtomicU64,
+    dropped_full: AtomicU64,
+    dropped_closed: AtomicU64,
+    pub(super) sent: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) batches: AtomicU64,
+}
+
+impl Reporter {
+    /// Spawns a worker with the default settings onto the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as [`tokio::spawn`] does).
+    pub fn spawn(sink: impl Sink) -> (Self, ReporterGuard) {
+        Self::builder().spawn(sink)
+    }
+
+    /// A builder to set the queue, batching and sink timeout.
+    pub fn builder() -> ReporterBuilder {
+        ReporterBuilder::default()
+    }
+
+    /// Queues a report for the worker without waiting.
+    ///
+    /// When the queue is full, or the worker has stopped, the report is dropped and counted in
+    /// [`ReporterStats::dropped_full`] or [`ReporterStats::dropped_closed`].
+    pub fn try_report(&self, report: Report) {
+        let counters = &self.shared.counters;
+        match self.tx.try_send(report) {
+            Ok(()) => {
+                counters.enqueued.fetch_add(1, Relaxed);
+                // Exactly at the threshold, so that one crossing wakes the worker once. A crossing
+                // missed by racing senders only costs the linger delay.
+                if self.tx.max_capacity() - self.tx.capacity() == self.shared.wake_at {
+                    self.shared.notify.notify_one();
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                counters.dropped_full.fetch_add(1, Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                counters.dropped_closed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The reporter's own counters: monitor the monitor.
+    pub fn stats(&self) -> ReporterStats {
+        let c = &self.shared.counters;
+        ReporterStats {
+            enqueued: c.enqueued.load(Relaxed),
+            dropped_full: c.dropped_full.load(Relaxed),
+            dropped_closed: c.dropped_closed.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            batches: c.batches.load(Relaxed),
+            queue_depth: self.tx.max_capacity() - self.tx.capacity(),
+        }
+    }
+}
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reporter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of a [`Reporter`], from [`Reporter::stats`].
+///
+/// Every report handed to [`Reporter::try_report`] is counted exactly once in `enqueued`,
+/// `dropped_full` or `dropped_closed`; every enqueued report ends in `sent` or `failed`, or is
+/// still queued (`queue_depth`) or in the batch being sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReporterStats {
+    /// Reports accepted into the queue.
+    pub enqueued: u64,
+    /// Reports dropped because the queue was full.
+    pub dropped_full: u64,
+    /// Reports dropped because the worker had stopped.
+    pub dropped_closed: u64,
+    /// Reports the sink accepted.
+    pub sent: u64,
+    /// Reports in batches the sink failed or timed out on.
+    pub failed: u64,
+    /// Batches handed to the sink.
+    pub batches: u64,
+    /// Reports waiting in the queue now.
+    pub queue_depth: usize,
+}
+
+/// Settings for a [`Reporter`] and its worker.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_monitor::report::{Reporter, TracingSink};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (reporter, guard, worker) = Reporter::builder()
+///     .queue_capacity(16_384)
+///     .batch_size(1000)
+///     .sink_timeout(Duration::from_secs(2))
+///     .pair(TracingSink::new());
+/// tokio::spawn(worker); // or hand it to your own task tracker
+/// # drop(reporter);
+/// # guard.shutdown(Duration::from_secs(1)).await.unwrap();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReporterBuilder {
+    queue_capacity: usize,
+    batch_size: usize,
+    linger: Duration,
+    sink_timeout: Duration,
+}
+
+impl Default for ReporterBuilder {
+    fn default() -> Self {
+        Self {
+            queue_capacity: ReporterBuilder::DEFAULT_QUEUE_CAPACITY,
+            batch_size: ReporterBuilder::DEFAULT_BATCH_SIZE,
+            linger: ReporterBuilder::DEFAULT_LINGER,
+            sink_timeout: ReporterBuilder::DEFAULT_SINK_TIMEOUT,
+        }
+    }
+}
+
+impl ReporterBuilder {
+    /// Default [`queue_capacity`](Self::queue_capacity): 8192 reports.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+    /// Default [`batch_size`](Self::batch_size): 512 reports.
+    pub const DEFAULT_BATCH_SIZE: usize = 512;
+    /// Default [`linger`](Self::linger): 5 ms.
+    pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
+    /// Default [`sink_timeout`](Self::sink_timeout): 10 s.
+    pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// How many reports may wait for the worker. Past it, reports are dropped and counted.
+    /// Size it as the reports per second you expect times the longest sink stall you want to
+    /// absorb. Defaults to [`Self::DEFAULT_QUEUE_CAPACITY`]. Values below 1 are raised to 1.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// The most reports handed to the sink at once; once this many are queued, a lingering
+    /// worker wakes early. Defaults to [`Self::DEFAULT_BATCH_SIZE`]. Values below 1 are raised
+    /// to 1.
+    #[must_use]
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// How long the worker waits, after the first report of a batch, for more to gather.
+    /// Bounds the delay a report sees before its sink gets it. Defaults to
+    /// [`Self::DEFAULT_LINGER`]; zero sends whatever is queued at once.
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// How long one [`Sink::send`] may take before its batch counts as failed. Defaults to
+    /// [`Self::DEFAULT_SINK_TIMEOUT`].
+    #[must_use]
+    pub fn sink_timeout(mut self, timeout: Duration) -> Self {
+        self.sink_timeout = timeout;
+        self
+    }
+
+    /// Builds the reporter and spawns its worker onto the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as [`tokio::spawn`] does).
+    pub fn spawn(self, sink: impl Sink) -> (Reporter, ReporterGuard) {
+        let (reporter, guard, worker) = self.pair(sink);
+        tokio::spawn(worker);
+        (reporter, guard)
+    }
+
+    /// Builds the reporter and returns its worker future for you to spawn.
+    ///
+    /// Nothing is sent until the worker runs. It ends once the guard is shut down or dropped, or
+    /// once every [`Reporter`] is dropped, after draining the queue.
+    pub fn pair(self, sink: impl Sink) -> (Reporter, ReporterGuard, ReporterWorker) {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            notify: Notify::new(),
+            wake_at: self.batch_size.min(self.queue_capacity),
+        });
+        let config = worker::Config {
+            batch_size: self.batch_size,
+            linger: self.linger,
+            sink_timeout: self.sink_timeout,
+        };
+        let worker = worker::run(sink, rx, stop_rx, done_tx, Arc::clone(&shared), config);
+        let reporter = Reporter { tx, shared };
+        let guard = ReporterGuard {
+            stop: Some(stop_tx),
+            done: Some(done_rx),
+        };
+        let worker = ReporterWorker {
+            inner: Box::pin(worker),
+        };
+        (reporter, guard, worker)
+    }
+}
+
+/// The reporter's worker, from [`ReporterBuilder::pair`]: spawn it on a tokio runtime.
+#[must_use = "the worker does nothing unless spawned or awaited"]
+pub struct ReporterWorker {
+    inner: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+}
+
+impl Future for ReporterWorker {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ReporterWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReporterWorker").finish_non_exhaustive()
+    }
+}
+
+/// Stops the reporter's worker. [`shutdown`](Self::shutdown) waits for the queue to drain.
+///
+/// Dropping the guard stops the worker without waiting: it still sends what is queued, but
+/// nobody waits for it. Binding the guard to `_` (`let _ = …`) drops it at once; bind it to a
+/// name (`let (reporter, _guard) = …`) to keep the reporter running.
+#[must_use = "dropping the guard stops the reporter's worker"]
+pub struct ReporterGuard {
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl ReporterGuard {
+    /// Stops accepting reports, sends every queued one, and waits at most `timeout` for that.
+    ///
+    /// Reports offered after this call are dropped and counted in
+    /// [`ReporterStats::dropped_closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownTimedOut`] when the queue was not drained in time (a slow or hung sink). The
+    /// worker keeps draining in the background.
+    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(done) = self.done.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, done).await {
+            // `Err(RecvError)`: the worker ended without signalling (its runtime shut down).
+            Ok(_) => Ok(()),
+            Err(_) => Err(ShutdownTimedOut(())),
+        }
+    }
+}
+
+impl Drop for ReporterGuard {
+    fn drop(&mut self) {
+        // Signal only: blocking here would stall a runtime thread, or deadlock a current_thread
+        // runtime whose worker task could never run.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl fmt::Debug for ReporterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReporterGuard").finish_non_exhaustive()
+    }
+}
+
+/// The reporter did not drain its queue within the time given to
+/// [`ReporterGuard::shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTimedOut(());
+
+impl fmt::Display for ShutdownTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("reporter shutdown timed out")
+    }
+}
+
+impl std::error::Error for ShutdownTimedOut {}

@@ -1,0 +1,99 @@
+//! The reporter's background worker: drains the queue in batches into the sink.
+
+use std::{
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use super::{reporter::Shared, Report, Sink};
+
+pub(super) struct Config {
+    pub(super) batch_size: usize,
+    pub(super) linger: Duration,
+    pub(super) sink_timeout: Duration,
+}
+
+/// Sink failures are logged at most once per this interval.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+pub(super) async fn run<K: Sink>(
+    sink: K,
+    mut rx: mpsc::Receiver<Report>,
+    mut stop: oneshot::Receiver<()>,
+    done: oneshot::Sender<()>,
+    shared: Arc<Shared>,
+    config: Config,
+) {
+    let mut batch = Vec::with_capacity(config.batch_size);
+    let mut warned_at: Option<Instant> = None;
+    let mut stopping = false;
+    while !stopping {
+        // Idle: wait for the first report (the channel wakes us) or the stop signal.
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            n = rx.recv_many(&mut batch, config.batch_size) => if n == 0 { break },
+        }
+        // Linger so that a batch gathers, unless a full batch is already queued.
+        if batch.len() < config.batch_size && !config.linger.is_zero() {
+            tokio::select! {
+                biased;
+                _ = &mut stop => stopping = true,
+                () = shared.notify.notified() => {}
+                () = tokio::time::sleep(config.linger) => {}
+            }
+        }
+        let room = config.batch_size - batch.len();
+        if room > 0 && !rx.is_empty() {
+            rx.recv_many(&mut batch, room).await;
+        }
+        deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+    }
+    // Stop accepting, then send what is already queued.
+    rx.close();
+    while rx.recv_many(&mut batch, config.batch_size).await > 0 {
+        deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+    }
+    let _ = done.send(());
+}
+
+async fn deliver<K: Sink>(
+    sink: &K,
+    batch: &mut Vec<Report>,
+    shared: &Shared,
+    config: &Config,
+    warned_at: &mut Option<Instant>,
+) {
+    let n = batch.len() as u64;
+    let counters = &shared.counters;
+    let result = tokio::time::timeout(config.sink_timeout, sink.send(batch)).await;
+    counters.batches.fetch_add(1, Relaxed);
+    match result {
+        Ok(Ok(())) => {
+            counters.sent.fetch_add(n, Relaxed);
+        }
+        failure => {
+            counters.failed.fetch_add(n, Relaxed);
+            let now = Instant::now();
+            if warned_at.is_none_or(|at| now.duration_since(at) >= WARN_INTERVAL) {
+                *warned_at = Some(now);
+                match failure {
+                    Ok(Err(error)) => tracing::warn!(
+                        target: "webhook_monitor::report",
+                        %error, reports = n, "sink failed; reports lost"
+                    ),
+                    _ => tracing::warn!(
+                        target: "webhook_monitor::report",
+                        timeout = ?config.sink_timeout, reports = n, "sink timed out; reports lost"
+                    ),
+                }
+            }
+        }
+    }
+    batch.clear();
+}

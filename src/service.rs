@@ -1,0 +1,305 @@
+//! [`WebhookMonitor`]: the request path.
+
+use std::{
+    any::Any,
+    borrow::Cow,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
+
+use futures_util::FutureExt;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::{
+    body::{read_body, BodyError},
+    delivery::{Delivery, Fingerprint, SignatureStatus},
+    future::ResponseFuture,
+    layer::Shared,
+    report::{DeliveryReport, Flags, Report},
+    BoxError, FailureKind, Mark, Outcome, Policy, RejectReason, WebhookBody,
+};
+
+/// The service that monitors a webhook route. Built by
+/// [`WebhookMonitorLayer`](crate::WebhookMonitorLayer).
+///
+/// See the [crate docs](crate) for an example.
+#[derive(Clone, Debug)]
+pub struct WebhookMonitor<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> WebhookMonitor<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookMonitor<S>
+where
+    S: Service<Request<WebhookBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let recorder = Recorder::new(Arc::clone(&self.shared));
+        // The inner service was driven ready by `poll_ready`; a fresh clone may not be. Move the
+        // ready one into the future and keep the clone. See "Be careful when cloning inner
+        // services" in the `tower_service::Service` docs.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(handle(recorder, inner, req))
+    }
+}
+
+/// The pipeline for one delivery. Every exit goes through a `Recorder::finish*`; an early drop
+/// of this future drops the recorder armed, which reports the delivery as cancelled.
+async fn handle<S, ReqBody, ResBody>(
+    mut rec: Recorder,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<WebhookBody>, Response = Response<ResBody>>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Default,
+{
+    let (mut parts, body) = req.into_parts();
+    let policy = &rec.shared.policy;
+    let limit = policy.max_body_bytes;
+    rec.identify(&parts.headers);
+
+    // 1. Reject an over-long body on its declared length, before reading anything. The body's
+    //    own exact size is authoritative; the header only matters when the body does not know.
+    let hint = body.size_hint();
+    let declared = hint.exact().or_else(|| content_length(&parts.headers));
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        rec.delivery.body_len = n;
+        let reason = format!("declared body of {n} bytes exceeds the limit of {limit}");
+        return Ok(rec.reject(RejectReason::TooLarge, reason));
+    }
+
+    // 2. Read it, enforcing the limit on what actually arrives.
+    let bytes = match read_body(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge { read }) => {
+            rec.delivery.body_len = read;
+            let reason = format!("body exceeds the limit of {limit} bytes");
+            return Ok(rec.reject(RejectReason::TooLarge, reason));
+        }
+        Err(BodyError::Read(err)) => {
+            let reason = format!("reading the body failed: {err}");
+            return Ok(rec.reject(RejectReason::BodyRead, reason));
+        }
+    };
+    rec.body_read(&bytes);
+
+    // 3. Call the handler with the buffered body, catching a panic in `call` or in its future.
+    parts.extensions.insert(rec.delivery.clone());
+    let req = Request::from_parts(parts, WebhookBody::from(bytes));
+    let result = AssertUnwindSafe(async move { inner.call(req).await })
+        .catch_unwind()
+        .await;
+
+    match result {
+        Ok(Ok(mut res)) => {
+            let mark = res.extensions_mut().remove::<Mark>();
+            rec.finish(res.status(), res.headers(), mark);
+            Ok(res)
+        }
+        Ok(Err(err)) => {
+            rec.finish_without_response(Outcome::Failure(FailureKind::ServiceError), None);
+            Err(err)
+        }
+        Err(panic) => {
+            rec.finish_without_response(Outcome::Panicked, panic_message(&*panic));
+            let mut res = Response::new(ResBody::default());
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            Ok(res)
+        }
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> Option<Cow<'static, str>> {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        Some(Cow::Borrowed(*s))
+    } else {
+        panic.downcast_ref::<String>().map(|s| Cow::Owned(s.clone()))
+    }
+}
+
+/// Builds the delivery's report as the pipeline learns things, and sends it exactly once.
+///
+/// Dropped while still armed (the response future was dropped mid-way), it reports
+/// [`Outcome::Cancelled`]. That is why the pipeline never uses `?`: every exit finishes
+/// explicitly.
+struct Recorder {
+    shared: Arc<Shared>,
+    armed: bool,
+    start: Instant,
+    body_read: Duration,
+    handler_start: Option<Instant>,
+    delivery: Delivery,
+}
+
+impl Recorder {
+    fn new(shared: Arc<Shared>) -> Self {
+        let start = Instant::now();
+        let policy = &shared.policy;
+        let delivery = Delivery {
+            route: Arc::clone(&policy.name),
+            provider: policy.provider.clone(),
+            id: None,
+            event_type: None,
+            attempt: None,
+            signature: SignatureStatus::Unchecked,
+            received_at: SystemTime::now(),
+            body_len: 0,
+            fingerprint: None,
+        };
+        Self {
+            shared,
+            armed: true,
+            start,
+            body_read: Duration::ZERO,
+            handler_start: None,
+            delivery,
+        }
+    }
+
+    /// Reads the identification headers the policy names.
+    fn identify(&mut self, headers: &HeaderMap) {
+        let policy: &Policy = &self.shared.policy;
+        let get = |name: &Option<http::HeaderName>| name.as_ref().and_then(|n| headers.get(n));
+        self.delivery.id = get(&policy.delivery_id_header).cloned();
+        self.delivery.event_type = get(&policy.event_type_header).cloned();
+        self.delivery.attempt = get(&policy.attempt_header)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    }
+
+    /// The body is in: record its size, fingerprint and read time; the handler starts now.
+    fn body_read(&mut self, bytes: &[u8]) {
+        self.delivery.body_len = bytes.len() as u64;
+        self.delivery.fingerprint = Some(Fingerprint::of(self.shared.policy.fingerprint, bytes));
+        let now = Instant::now();
+        self.body_read = now - self.start;
+        self.handler_start = Some(now);
+    }
+
+    /// Answers for the layer, without calling the handler.
+    fn reject<B: Default>(&mut self, reason: RejectReason, detail: String) -> Response<B> {
+        let status = reason.status();
+        if self.handler_start.is_none() {
+            self.body_read = self.start.elapsed();
+        }
+        self.send(Some(status), Outcome::Rejected(reason), Some(detail.into()), Vec::new());
+        let mut res = Response::new(B::default());
+        *res.status_mut() = status;
+        res
+    }
+
+    /// The handler answered: classify its response.
+    fn finish(&mut self, status: StatusCode, headers: &HeaderMap, mark: Option<Mark>) {
+        let policy = &self.shared.policy;
+        let mut outcome = policy.classify.classify(status, headers);
+        let (reason, fields) = match mark {
+            Some(Mark { failure, fields }) => {
+                if failure.is_some() {
+                    outcome = Outcome::Failure(FailureKind::Marked);
+                }
+                (failure, fields)
+            }
+            None => (None, Vec::new()),
+        };
+        self.send(Some(status), outcome, reason, fields);
+    }
+
+    /// The handler gave no response: it panicked, or the service returned an error.
+    fn finish_without_response(&mut self, outcome: Outcome, reason: Option<Cow<'static, str>>) {
+        self.send(None, outcome, reason, Vec::new());
+    }
+
+    fn send(
+        &mut self,
+        status: Option<StatusCode>,
+        mut outcome: Outcome,
+        reason: Option<Cow<'static, str>>,
+        fields: Vec<crate::Field>,
+    ) {
+        self.armed = false;
+        let now = Instant::now();
+        let total = now - self.start;
+        let handler = self.handler_start.map_or(Duration::ZERO, |h| now - h);
+        let mut flags = Flags::default();
+        if let Some(budget) = self.shared.policy.timeout_budget {
+            if total > budget {
+                flags.over_budget = true;
+                if outcome == Outcome::Success {
+                    outcome = Outcome::Late;
+                }
+            } else {
+                flags.near_timeout = total > budget / 100 * Policy::NEAR_TIMEOUT_PERCENT;
+            }
+        }
+        let report = DeliveryReport {
+            delivery: self.delivery.clone(),
+            status,
+            outcome,
+            reason,
+            body_read: self.body_read,
+            handler,
+            total,
+            flags,
+            fields,
+        };
+        self.shared.reporter.try_report(Report::Delivery(report));
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.armed {
+            // `try_report` never blocks, so reporting from `Drop` is safe.
+            self.send(None, Outcome::Cancelled, None, Vec::new());
+        }
+    }
+}
