@@ -3,7 +3,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
     },
     task::{Context, Poll},
@@ -27,9 +27,10 @@ pub struct Reporter {
 /// State shared by every [`Reporter`] clone and the worker.
 pub(super) struct Shared {
     pub(super) counters: Counters,
-    /// Wakes a lingering worker once `wake_at` reports are queued.
+    /// Wakes a lingering worker once `wake_at` reports are queued: the room left in the batch
+    /// it is gathering, which the worker publishes before it lingers.
     pub(super) notify: Notify,
-    wake_at: usize,
+    pub(super) wake_at: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -68,7 +69,8 @@ impl Reporter {
                 counters.enqueued.fetch_add(1, Relaxed);
                 // Exactly at the threshold, so that one crossing wakes the worker once. A crossing
                 // missed by racing senders only costs the linger delay.
-                if self.tx.max_capacity() - self.tx.capacity() == self.shared.wake_at {
+                let queued = self.tx.max_capacity() - self.tx.capacity();
+                if queued == self.shared.wake_at.load(Relaxed) {
                     self.shared.notify.notify_one();
                 }
             }
@@ -234,7 +236,7 @@ impl ReporterBuilder {
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             notify: Notify::new(),
-            wake_at: self.batch_size.min(self.queue_capacity),
+            wake_at: AtomicUsize::new(self.batch_size),
         });
         let config = worker::Config {
             batch_size: self.batch_size,

@@ -39,16 +39,20 @@ pub(super) async fn run<K: Sink>(
             _ = &mut stop => break,
             n = rx.recv_many(&mut batch, config.batch_size) => if n == 0 { break },
         }
-        // Linger so that a batch gathers, unless a full batch is already queued.
-        if batch.len() < config.batch_size && !config.linger.is_zero() {
-            tokio::select! {
-                biased;
-                _ = &mut stop => stopping = true,
-                () = shared.notify.notified() => {}
-                () = tokio::time::sleep(config.linger) => {}
+        // Linger so that a batch gathers, unless the rest of a batch is already queued.
+        let room = config.batch_size - batch.len();
+        if room > 0 && !config.linger.is_zero() {
+            shared.wake_at.store(room, Relaxed);
+            // Checked after publishing `room`: a sender that queued before could not wake us.
+            if rx.len() < room {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => stopping = true,
+                    () = shared.notify.notified() => {}
+                    () = tokio::time::sleep(config.linger) => {}
+                }
             }
         }
-        let room = config.batch_size - batch.len();
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }

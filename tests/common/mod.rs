@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests: a real server on 127.0.0.1:0 and a real client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use axum::Router;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use webhook_monitor::{
+    report::{MemorySink, Reporter},
+    DeliveryReport, Policy, Report, ReporterGuard, WebhookMonitorLayer,
+};
+
+pub type ClientBody = BoxBody<Bytes, Infallible>;
+
+/// Serves `app` on an ephemeral loopback port until the test ends.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A reporter into a fresh memory sink, lingering 1 ms.
+pub fn memory_reporter() -> (Reporter, ReporterGuard, MemorySink) {
+    let sink = MemorySink::new();
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::from_millis(1))
+        .spawn(sink.clone());
+    (reporter, guard, sink)
+}
+
+/// `routes` behind the layer with `policy`, served on loopback.
+pub struct Monitored {
+    pub addr: SocketAddr,
+    pub sink: MemorySink,
+    pub reporter: Reporter,
+    pub guard: ReporterGuard,
+}
+
+pub async fn monitored(policy: Policy, routes: Router) -> Monitored {
+    let (reporter, guard, sink) = memory_reporter();
+    let app = routes.layer(WebhookMonitorLayer::new(policy, reporter.clone()));
+    Monitored {
+        addr: serve(app).await,
+        sink,
+        reporter,
+        guard,
+    }
+}
+
+impl Monitored {
+    /// Waits for the `n`th report and returns it.
+    pub async fn report(&self, n: usize) -> DeliveryReport {
+        let reports = self.sink.wait_for(n, Duration::from_secs(5)).await;
+        assert!(reports.len() >= n, "only {} reports arrived", reports.len());
+        delivery(&reports[n - 1])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub fn delivery(report: &Report) -> DeliveryReport {
+    report.as_delivery().expect("a delivery report").clone()
+}
+
+pub fn client() -> Client<HttpConnector, ClientBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn full(body: impl Into<Bytes>) -> ClientBody {
+    Full::new(body.into()).boxed()
+}
+
+/// A body sent with `Transfer-Encoding: chunked`, in the given chunks.
+pub fn chunked(chunks: Vec<Bytes>) -> ClientBody {
+    let frames = chunks.into_iter().map(|c| Ok::<_, Infallible>(Frame::data(c)));
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+/// Sends a POST and returns the status and body.
+pub async fn send(url: &str, body: ClientBody, headers: &[(&str, &str)]) -> (StatusCode, Bytes) {
+    let mut req = Request::post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client().request(req.body(body).unwrap()).await.unwrap();
+    let status = res.status();
+    (status, res.into_body().collect().await.unwrap().to_bytes())
+}
