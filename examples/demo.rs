@@ -1,1 +1,231 @@
-fn main(){}
+//! A guided tour of webhook-monitor on its embedded defaults: no Redis, no external backend.
+//!
+//! Run with `cargo run --example demo`. It serves two monitored webhook routes on 127.0.0.1,
+//! sends itself a scripted set of deliveries with a real HTTP client, prints each report as the
+//! reporter emits it, then a summary, and exits.
+//!
+//! Run with `cargo run --example demo -- --serve` to keep serving and get curl commands to try.
+
+use std::{
+    collections::BTreeMap,
+    convert::Infallible,
+    future::IntoFuture,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{extract::Json, http::StatusCode, response::IntoResponse, routing::post, Extension, Router};
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use futures_util::StreamExt as _;
+use hyper::body::Frame;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde_json::Value;
+use webhook_monitor::{
+    report::{Reporter, Sink, SinkError},
+    Delivery, Mark, Policy, Report, WebhookMonitorLayer,
+};
+
+/// Prints one line per report and keeps a tally for the summary.
+#[derive(Clone, Default)]
+struct PrintSink {
+    tally: Arc<Mutex<BTreeMap<(String, String), (u32, Duration)>>>,
+}
+
+impl Sink for PrintSink {
+    async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        for report in batch.iter().filter_map(Report::as_delivery) {
+            println!("  report  {report}");
+            let outcome = match report.outcome.detail() {
+                Some(detail) => format!("{}({detail})", report.outcome.as_str()),
+                None => report.outcome.as_str().to_owned(),
+            };
+            let entry = tally.entry((report.delivery.route().to_owned(), outcome)).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(report.total);
+        }
+        Ok(())
+    }
+}
+
+/// Orders: parses the JSON itself, reports a silent failure with `Mark`, can be slow or panic.
+async fn orders(Extension(delivery): Extension<Delivery>, body: Bytes) -> impl IntoResponse {
+    let order: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(ms) = order["work_ms"].as_u64() {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if order["explode"].as_bool() == Some(true) {
+        panic!("bug in the order handler");
+    }
+    let Some(id) = order["order_id"].as_str() else {
+        // The provider must not retry a payload that will never work, so answer 200, but tell
+        // the monitoring the truth. (With the `axum` feature, return the `Mark` directly.)
+        return (Extension(Mark::failed("missing order_id")), StatusCode::OK).into_response();
+    };
+    let items = order["items"].as_array().map_or(0, Vec::len);
+    let mark = Mark::new().field("items", items);
+    let id = format!("order {id} via delivery {}", delivery.id().unwrap_or("-"));
+    (Extension(mark), id).into_response()
+}
+
+/// Payments: a typed `Json` extractor, and a downstream that can fail.
+async fn payments(Json(payment): Json<Value>) -> StatusCode {
+    if payment["amount"].as_u64() == Some(0) {
+        StatusCode::SERVICE_UNAVAILABLE // the ledger refused it: the provider should retry
+    } else if payment["api"].as_str() == Some("v1") {
+        StatusCode::PERMANENT_REDIRECT // providers don't follow redirects: a failed delivery
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+fn app(reporter: Reporter) -> Router {
+    let header = http::HeaderName::from_static;
+    let orders_policy = Policy::custom("orders")
+        .provider("shop")
+        .max_body_bytes(16 * 1024)
+        .timeout_budget(Duration::from_millis(500))
+        .delivery_id_header(header("x-delivery-id"))
+        .event_type_header(header("x-event-type"));
+    let payments_policy = Policy::custom("payments")
+        .provider("pay")
+        .timeout_budget(Duration::from_secs(3))
+        .delivery_id_header(header("x-delivery-id"));
+    Router::new()
+        .route(
+            "/webhooks/orders",
+            post(orders).layer(WebhookMonitorLayer::new(orders_policy, reporter.clone())),
+        )
+        .route(
+            "/webhooks/payments",
+            post(payments).layer(WebhookMonitorLayer::new(payments_policy, reporter)),
+        )
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+struct Step {
+    what: &'static str,
+    path: &'static str,
+    body: Vec<u8>,
+    give_up_after: Option<Duration>,
+    break_mid_body: bool,
+}
+
+fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Step {
+    Step { what, path, body: body.into(), give_up_after: None, break_mid_body: false }
+}
+
+fn tour() -> Vec<Step> {
+    vec![
+        step("a normal order", "/webhooks/orders", r#"{"order_id":"A-1","items":[1,2]}"#),
+        step("a normal payment", "/webhooks/payments", r#"{"amount":1200}"#),
+        step("an order that takes 420 ms of its 500 ms budget", "/webhooks/orders",
+            r#"{"order_id":"A-2","work_ms":420}"#),
+        step("an order answered after the provider gave up (600 ms)", "/webhooks/orders",
+            r#"{"order_id":"A-3","work_ms":600}"#),
+        step("a payment the handler fails with 503", "/webhooks/payments", r#"{"amount":0}"#),
+        step("a payment that is not JSON", "/webhooks/payments", "amount=12"),
+        step("a payment to an endpoint that moved (308)", "/webhooks/payments",
+            r#"{"amount":5,"api":"v1"}"#),
+        step("an order with no order_id: a silent failure behind a 200", "/webhooks/orders",
+            r#"{"items":[]}"#),
+        step("a 20 KiB order on a 16 KiB route", "/webhooks/orders", vec![b' '; 20 * 1024]),
+        step("an order that hits a bug", "/webhooks/orders", r#"{"order_id":"A-4","explode":true}"#),
+        Step {
+            give_up_after: Some(Duration::from_millis(100)),
+            ..step("an order whose sender hangs up after 100 ms", "/webhooks/orders",
+                r#"{"order_id":"A-5","work_ms":2000}"#)
+        },
+        Step {
+            break_mid_body: true,
+            ..step("an order whose connection breaks mid-body", "/webhooks/orders",
+                r#"{"order_id":"A-6","#)
+        },
+    ]
+}
+
+/// The step's body: whole, or its bytes followed by a broken stream.
+fn body(step: &Step) -> Body {
+    let data = Bytes::from(step.body.clone());
+    if !step.break_mid_body {
+        return Full::new(data).map_err(|never: Infallible| match never {}).boxed();
+    }
+    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+        Ok(Frame::data(data)),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sender crashed")),
+    ];
+    // The first chunk goes out; 50 ms later the sender fails and the client aborts the request,
+    // so the server sees the body break part-way.
+    let frames = futures_util::stream::iter(frames).then(|frame| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        frame
+    });
+    BodyExt::boxed(StreamBody::new(frames))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), webhook_monitor::BoxError> {
+    let serve_forever = std::env::args().any(|a| a == "--serve");
+    // One line instead of a backtrace: the layer catches the handler's panic and reports it.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(ToString::to_string).unwrap_or_default();
+        println!("  (a handler panicked at {at}; the layer caught it)");
+    }));
+    let sink = PrintSink::default();
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::from_millis(1))
+        .spawn(sink.clone());
+    let addr = if serve_forever { "127.0.0.1:3000" } else { "127.0.0.1:0" };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(axum::serve(listener, app(reporter.clone())).into_future());
+
+    if serve_forever {
+        println!("webhook-monitor demo serving on http://{addr}; reports print below. Try:\n");
+        println!("  curl -i -X POST http://{addr}/webhooks/orders -H 'x-delivery-id: d-1' \\\n       -d '{{\"order_id\":\"A-1\",\"items\":[1]}}'");
+        println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"items\":[]}}'          # silent failure");
+        println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-2\",\"work_ms\":700}}'  # late");
+        println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-3\",\"explode\":true}}'  # panic");
+        println!("  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 503");
+        println!("  head -c 20000 /dev/zero | curl -i -X POST http://{addr}/webhooks/orders --data-binary @-  # 413");
+        println!("\nCtrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+    } else {
+        println!("webhook-monitor demo: two monitored routes on http://{addr}\n");
+        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+        for (i, s) in tour().into_iter().enumerate() {
+            let req = http::Request::post(format!("http://{addr}{}", s.path))
+                .header("x-delivery-id", format!("d-{}", i + 1))
+                .header("x-event-type", "order.created")
+                .header("content-type", "application/json")
+                .body(body(&s))?;
+            let call = client.request(req);
+            let answer = match s.give_up_after {
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(res) => res?.status().to_string(),
+                    Err(_) => "no answer (client hung up)".to_owned(),
+                },
+                None if s.break_mid_body => match call.await {
+                    Ok(res) => res.status().to_string(),
+                    Err(_) => "no answer (request aborted)".to_owned(),
+                },
+                None => call.await?.status().to_string(),
+            };
+            println!("{:>2}. {:<62} -> {answer}", i + 1, s.what);
+            // Let the report print under its step.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    server.abort();
+    drop(reporter);
+    guard.shutdown(Duration::from_secs(5)).await?;
+    println!("\nSummary\n  {:<10} {:<24} {:>5} {:>12}", "route", "outcome", "count", "max total");
+    let tally = sink.tally.lock().unwrap_or_else(|e| e.into_inner());
+    for ((route, outcome), (count, max)) in tally.iter() {
+        println!("  {route:<10} {outcome:<24} {count:>5} {:>12}", format!("{max:.1?}"));
+    }
+    Ok(())
+}

@@ -66,11 +66,11 @@ impl Body for WebhookBody {
 /// Why a body could not be read.
 #[derive(Debug)]
 pub(crate) enum BodyError {
-    /// More than the limit: `read` bytes had arrived when it was crossed (0 if an outer layer
-    /// enforced its own limit).
+    /// More than the limit: `read` bytes had arrived when it was crossed (or when an outer
+    /// layer's own limit stopped the body).
     TooLarge { read: u64 },
-    /// The body's stream failed.
-    Read(BoxError),
+    /// The body's stream failed after `read` bytes.
+    Read { read: u64, source: BoxError },
 }
 
 /// Reads a whole body, failing as soon as it exceeds `limit` bytes (inclusive limit).
@@ -89,7 +89,7 @@ where
     let mut gathered: Option<BytesMut> = None;
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| classify_error(e.into()))?;
+        let frame = frame.map_err(|e| classify_error(e.into(), len as u64))?;
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers
         };
@@ -115,11 +115,11 @@ where
     })
 }
 
-fn classify_error(err: BoxError) -> BodyError {
-    if is_length_limit(&*err) {
-        BodyError::TooLarge { read: 0 }
+fn classify_error(source: BoxError, read: u64) -> BodyError {
+    if is_length_limit(&*source) {
+        BodyError::TooLarge { read }
     } else {
-        BodyError::Read(err)
+        BodyError::Read { read, source }
     }
 }
 
@@ -209,7 +209,7 @@ mod tests {
         ];
         let body = StreamBody::new(futures_util::stream::iter(frames));
         let err = read_body(body, 1000).await.unwrap_err();
-        assert!(matches!(err, BodyError::Read(_)), "{err:?}");
+        assert!(matches!(err, BodyError::Read { read: 3, .. }), "{err:?}");
     }
 
     #[tokio::test]

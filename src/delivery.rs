@@ -76,8 +76,8 @@ impl Delivery {
         self.received_at
     }
 
-    /// Body size in bytes: what was read, or, for a body rejected on its declared length before
-    /// reading, the declared length.
+    /// Body size in bytes: what was read (for a rejected body, what had arrived when it was
+    /// rejected), or, for a body rejected on its declared length before reading, that length.
     pub fn body_len(&self) -> u64 {
         self.body_len
     }

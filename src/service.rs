@@ -117,8 +117,9 @@ where
             let reason = format!("body exceeds the limit of {limit} bytes");
             return Ok(rec.reject(RejectReason::TooLarge, reason));
         }
-        Err(BodyError::Read(err)) => {
-            let reason = format!("reading the body failed: {err}");
+        Err(BodyError::Read { read, source }) => {
+            rec.delivery.body_len = read;
+            let reason = format!("reading the body failed: {source}");
             return Ok(rec.reject(RejectReason::BodyRead, reason));
         }
     };
@@ -138,13 +139,14 @@ where
             Ok(res)
         }
         Ok(Err(err)) => {
-            rec.finish_without_response(Outcome::Failure(FailureKind::ServiceError), None);
+            rec.send(None, Outcome::Failure(FailureKind::ServiceError), None, Vec::new());
             Err(err)
         }
         Err(panic) => {
-            rec.finish_without_response(Outcome::Panicked, panic_message(&*panic));
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            rec.send(Some(status), Outcome::Panicked, panic_message(&*panic), Vec::new());
             let mut res = Response::new(ResBody::default());
-            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            *res.status_mut() = status;
             Ok(res)
         }
     }
@@ -253,11 +255,7 @@ impl Recorder {
         self.send(Some(status), outcome, reason, fields);
     }
 
-    /// The handler gave no response: it panicked, or the service returned an error.
-    fn finish_without_response(&mut self, outcome: Outcome, reason: Option<Cow<'static, str>>) {
-        self.send(None, outcome, reason, Vec::new());
-    }
-
+    /// Sends the report and disarms the recorder.
     fn send(
         &mut self,
         status: Option<StatusCode>,

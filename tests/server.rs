@@ -167,7 +167,7 @@ async fn a_panic_is_answered_500_and_reported() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let r = m.report(1).await;
     assert_eq!(r.outcome, Outcome::Panicked);
-    assert_eq!(r.status, None);
+    assert_eq!(r.status, Some(StatusCode::INTERNAL_SERVER_ERROR), "what the provider got");
     assert_eq!(r.reason.as_deref(), Some("handler bug: index out of range"));
     // The server survived.
     let (status, _) = send(&m.url("/ok"), full("{}"), &[]).await;

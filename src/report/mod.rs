@@ -82,7 +82,7 @@ impl Report {
 pub struct DeliveryReport {
     /// What the layer learned about the request.
     pub delivery: Delivery,
-    /// The status sent to the provider; `None` when there was none (cancelled, service error).
+    /// The status sent to the provider; `None` when none was sent (cancelled, service error).
     pub status: Option<StatusCode>,
     /// The classification.
     pub outcome: Outcome,
