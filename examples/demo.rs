@@ -14,10 +14,12 @@ use std::{
     time::Duration,
 };
 
-use axum::{extract::Json, http::StatusCode, response::IntoResponse, routing::post, Extension, Router};
+use axum::{
+    extract::Json, http::StatusCode, response::IntoResponse, routing::post, Extension, Router,
+};
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use futures_util::StreamExt as _;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::Value;
@@ -26,10 +28,13 @@ use webhook_monitor::{
     Delivery, Mark, Policy, Report, WebhookMonitorLayer,
 };
 
+/// Per (route, outcome): how many, and the longest total time.
+type Tally = BTreeMap<(String, String), (u32, Duration)>;
+
 /// Prints one line per report and keeps a tally for the summary.
 #[derive(Clone, Default)]
 struct PrintSink {
-    tally: Arc<Mutex<BTreeMap<(String, String), (u32, Duration)>>>,
+    tally: Arc<Mutex<Tally>>,
 }
 
 impl Sink for PrintSink {
@@ -41,7 +46,9 @@ impl Sink for PrintSink {
                 Some(detail) => format!("{}({detail})", report.outcome.as_str()),
                 None => report.outcome.as_str().to_owned(),
             };
-            let entry = tally.entry((report.delivery.route().to_owned(), outcome)).or_default();
+            let entry = tally
+                .entry((report.delivery.route().to_owned(), outcome))
+                .or_default();
             entry.0 += 1;
             entry.1 = entry.1.max(report.total);
         }
@@ -114,34 +121,82 @@ struct Step {
 }
 
 fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Step {
-    Step { what, path, body: body.into(), give_up_after: None, break_mid_body: false }
+    Step {
+        what,
+        path,
+        body: body.into(),
+        give_up_after: None,
+        break_mid_body: false,
+    }
 }
 
 fn tour() -> Vec<Step> {
     vec![
-        step("a normal order", "/webhooks/orders", r#"{"order_id":"A-1","items":[1,2]}"#),
-        step("a normal payment", "/webhooks/payments", r#"{"amount":1200}"#),
-        step("an order that takes 420 ms of its 500 ms budget", "/webhooks/orders",
-            r#"{"order_id":"A-2","work_ms":420}"#),
-        step("an order answered after the provider gave up (600 ms)", "/webhooks/orders",
-            r#"{"order_id":"A-3","work_ms":600}"#),
-        step("a payment the handler fails with 503", "/webhooks/payments", r#"{"amount":0}"#),
-        step("a payment that is not JSON", "/webhooks/payments", "amount=12"),
-        step("a payment to an endpoint that moved (308)", "/webhooks/payments",
-            r#"{"amount":5,"api":"v1"}"#),
-        step("an order with no order_id: a silent failure behind a 200", "/webhooks/orders",
-            r#"{"items":[]}"#),
-        step("a 20 KiB order on a 16 KiB route", "/webhooks/orders", vec![b' '; 20 * 1024]),
-        step("an order that hits a bug", "/webhooks/orders", r#"{"order_id":"A-4","explode":true}"#),
+        step(
+            "a normal order",
+            "/webhooks/orders",
+            r#"{"order_id":"A-1","items":[1,2]}"#,
+        ),
+        step(
+            "a normal payment",
+            "/webhooks/payments",
+            r#"{"amount":1200}"#,
+        ),
+        step(
+            "an order that takes 420 ms of its 500 ms budget",
+            "/webhooks/orders",
+            r#"{"order_id":"A-2","work_ms":420}"#,
+        ),
+        step(
+            "an order answered after the provider gave up (600 ms)",
+            "/webhooks/orders",
+            r#"{"order_id":"A-3","work_ms":600}"#,
+        ),
+        step(
+            "a payment the handler fails with 503",
+            "/webhooks/payments",
+            r#"{"amount":0}"#,
+        ),
+        step(
+            "a payment that is not JSON",
+            "/webhooks/payments",
+            "amount=12",
+        ),
+        step(
+            "a payment to an endpoint that moved (308)",
+            "/webhooks/payments",
+            r#"{"amount":5,"api":"v1"}"#,
+        ),
+        step(
+            "an order with no order_id: a silent failure behind a 200",
+            "/webhooks/orders",
+            r#"{"items":[]}"#,
+        ),
+        step(
+            "a 20 KiB order on a 16 KiB route",
+            "/webhooks/orders",
+            vec![b' '; 20 * 1024],
+        ),
+        step(
+            "an order that hits a bug",
+            "/webhooks/orders",
+            r#"{"order_id":"A-4","explode":true}"#,
+        ),
         Step {
             give_up_after: Some(Duration::from_millis(100)),
-            ..step("an order whose sender hangs up after 100 ms", "/webhooks/orders",
-                r#"{"order_id":"A-5","work_ms":2000}"#)
+            ..step(
+                "an order whose sender hangs up after 100 ms",
+                "/webhooks/orders",
+                r#"{"order_id":"A-5","work_ms":2000}"#,
+            )
         },
         Step {
             break_mid_body: true,
-            ..step("an order whose connection breaks mid-body", "/webhooks/orders",
-                r#"{"order_id":"A-6","#)
+            ..step(
+                "an order whose connection breaks mid-body",
+                "/webhooks/orders",
+                r#"{"order_id":"A-6","#,
+            )
         },
     ]
 }
@@ -150,11 +205,16 @@ fn tour() -> Vec<Step> {
 fn body(step: &Step) -> Body {
     let data = Bytes::from(step.body.clone());
     if !step.break_mid_body {
-        return Full::new(data).map_err(|never: Infallible| match never {}).boxed();
+        return Full::new(data)
+            .map_err(|never: Infallible| match never {})
+            .boxed();
     }
     let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
         Ok(Frame::data(data)),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sender crashed")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sender crashed",
+        )),
     ];
     // The first chunk goes out; 50 ms later the sender fails and the client aborts the request,
     // so the server sees the body break part-way.
@@ -177,7 +237,11 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
         .spawn(sink.clone());
-    let addr = if serve_forever { "127.0.0.1:3000" } else { "127.0.0.1:0" };
+    let addr = if serve_forever {
+        "127.0.0.1:3000"
+    } else {
+        "127.0.0.1:0"
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(axum::serve(listener, app(reporter.clone())).into_future());
@@ -188,7 +252,9 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"items\":[]}}'          # silent failure");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-2\",\"work_ms\":700}}'  # late");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-3\",\"explode\":true}}'  # panic");
-        println!("  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 503");
+        println!(
+            "  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 503"
+        );
         println!("  head -c 20000 /dev/zero | curl -i -X POST http://{addr}/webhooks/orders --data-binary @-  # 413");
         println!("\nCtrl-C to stop.");
         tokio::signal::ctrl_c().await?;
@@ -222,10 +288,16 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
     server.abort();
     drop(reporter);
     guard.shutdown(Duration::from_secs(5)).await?;
-    println!("\nSummary\n  {:<10} {:<24} {:>5} {:>12}", "route", "outcome", "count", "max total");
+    println!(
+        "\nSummary\n  {:<10} {:<24} {:>5} {:>12}",
+        "route", "outcome", "count", "max total"
+    );
     let tally = sink.tally.lock().unwrap_or_else(|e| e.into_inner());
     for ((route, outcome), (count, max)) in tally.iter() {
-        println!("  {route:<10} {outcome:<24} {count:>5} {:>12}", format!("{max:.1?}"));
+        println!(
+            "  {route:<10} {outcome:<24} {count:>5} {:>12}",
+            format!("{max:.1?}")
+        );
     }
     Ok(())
 }

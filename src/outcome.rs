@@ -222,7 +222,11 @@ impl Mark {
 
     /// Adds a custom field to the report (records processed, a tenant…).
     #[must_use]
-    pub fn field(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<FieldValue>) -> Self {
+    pub fn field(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<FieldValue>,
+    ) -> Self {
         self.fields.push(Field {
             name: name.into(),
             value: value.into(),
@@ -337,12 +341,17 @@ mod tests {
                 Outcome::Failure(FailureKind::ServerError)
             }
         };
-        assert_eq!(c.classify(StatusCode::CONFLICT, &HeaderMap::new()), Outcome::Success);
+        assert_eq!(
+            c.classify(StatusCode::CONFLICT, &HeaderMap::new()),
+            Outcome::Success
+        );
     }
 
     #[test]
     fn mark_carries_reason_and_fields() {
-        let m = Mark::failed("missing payment_id").field("records", 3u64).field("tenant", "t1");
+        let m = Mark::failed("missing payment_id")
+            .field("records", 3u64)
+            .field("tenant", "t1");
         assert_eq!(m.failure(), Some("missing payment_id"));
         assert_eq!(m.fields()[0].value, FieldValue::U64(3));
         assert_eq!(m.fields()[1].value, FieldValue::Str("t1".into()));

@@ -3,13 +3,14 @@
 use std::{
     any::Any,
     borrow::Cow,
+    future::Future,
     panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
-use futures_util::FutureExt;
+use futures_util::{future::Either, FutureExt};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use tokio::time::Instant;
@@ -77,77 +78,98 @@ where
         // services" in the `tower_service::Service` docs.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(handle(recorder, inner, req))
+        // Split here rather than in `handle`: an async fn keeps a slot for each argument for its
+        // whole life, so passing the whole request would hold its parts twice.
+        let (parts, body) = req.into_parts();
+        ResponseFuture::new(handle(recorder, inner, parts, body))
     }
 }
 
 /// The pipeline for one delivery. Every exit goes through a `Recorder::finish*`; an early drop
 /// of this future drops the recorder armed, which reports the delivery as cancelled.
-async fn handle<S, ReqBody, ResBody>(
+///
+/// An `async move` block rather than an `async fn`: an async fn moves its arguments into locals
+/// and so stores them twice, and this future's size decides whether its allocation takes the
+/// allocator's fast path.
+fn handle<S, ReqBody, ResBody>(
     mut rec: Recorder,
     mut inner: S,
-    req: Request<ReqBody>,
-) -> Result<Response<ResBody>, S::Error>
+    mut parts: http::request::Parts,
+    body: ReqBody,
+) -> impl Future<Output = Result<Response<ResBody>, S::Error>>
 where
     S: Service<Request<WebhookBody>, Response = Response<ResBody>>,
     ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
     ResBody: Default,
 {
-    let (mut parts, body) = req.into_parts();
-    let policy = &rec.shared.policy;
-    let limit = policy.max_body_bytes;
-    rec.identify(&parts.headers);
+    async move {
+        let policy = &rec.shared.policy;
+        let limit = policy.max_body_bytes;
+        rec.identify(&parts.headers);
 
-    // 1. Reject an over-long body on its declared length, before reading anything. The body's
-    //    own exact size is authoritative; the header only matters when the body does not know.
-    let hint = body.size_hint();
-    let declared = hint.exact().or_else(|| content_length(&parts.headers));
-    if let Some(n) = declared.filter(|&n| n > limit as u64) {
-        rec.delivery.body_len = n;
-        let reason = format!("declared body of {n} bytes exceeds the limit of {limit}");
-        return Ok(rec.reject(RejectReason::TooLarge, reason));
-    }
-
-    // 2. Read it, enforcing the limit on what actually arrives.
-    let bytes = match read_body(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { read }) => {
-            rec.delivery.body_len = read;
-            let reason = format!("body exceeds the limit of {limit} bytes");
+        // 1. Reject an over-long body on its declared length, before reading anything. The body's
+        //    own exact size is authoritative; the header only matters when the body does not know.
+        let hint = body.size_hint();
+        let declared = hint.exact().or_else(|| content_length(&parts.headers));
+        if let Some(n) = declared.filter(|&n| n > limit as u64) {
+            rec.delivery.body_len = n;
+            let reason = format!("declared body of {n} bytes exceeds the limit of {limit}");
             return Ok(rec.reject(RejectReason::TooLarge, reason));
         }
-        Err(BodyError::Read { read, source }) => {
-            rec.delivery.body_len = read;
-            let reason = format!("reading the body failed: {source}");
-            return Ok(rec.reject(RejectReason::BodyRead, reason));
-        }
-    };
-    rec.body_read(&bytes);
 
-    // 3. Call the handler with the buffered body, catching a panic in `call` or in its future.
-    parts.extensions.insert(rec.delivery.clone());
-    let req = Request::from_parts(parts, WebhookBody::from(bytes));
-    let result = AssertUnwindSafe(async move { inner.call(req).await })
-        .catch_unwind()
-        .await;
+        // 2. Read it, enforcing the limit on what actually arrives.
+        let bytes = match read_body(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge { read }) => {
+                rec.delivery.body_len = read;
+                let reason = format!("body exceeds the limit of {limit} bytes");
+                return Ok(rec.reject(RejectReason::TooLarge, reason));
+            }
+            Err(BodyError::Read { read, source }) => {
+                rec.delivery.body_len = read;
+                let reason = format!("reading the body failed: {source}");
+                return Ok(rec.reject(RejectReason::BodyRead, reason));
+            }
+        };
+        rec.body_read(&bytes);
 
-    match result {
-        Ok(Ok(mut res)) => {
-            let mark = res.extensions_mut().remove::<Mark>();
-            rec.finish(res.status(), res.headers(), mark);
-            Ok(res)
-        }
-        Ok(Err(err)) => {
-            rec.send(None, Outcome::Failure(FailureKind::ServiceError), None, Vec::new());
-            Err(err)
-        }
-        Err(panic) => {
-            let status = StatusCode::INTERNAL_SERVER_ERROR;
-            rec.send(Some(status), Outcome::Panicked, panic_message(&*panic), Vec::new());
-            let mut res = Response::new(ResBody::default());
-            *res.status_mut() = status;
-            Ok(res)
+        // 3. Call the handler with the buffered body, catching a panic in `call` or in its future.
+        parts.extensions.insert(rec.delivery.clone());
+        let req = Request::from_parts(parts, WebhookBody::from(bytes));
+        // Build the future before awaiting it: a `match` scrutinee stays alive across an `.await` in
+        // its arms, which would store the handler's future twice in this one.
+        let caught = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+            Ok(future) => Either::Left(AssertUnwindSafe(future).catch_unwind()),
+            Err(panic) => Either::Right(std::future::ready(Err(panic))),
+        };
+        match caught.await {
+            Ok(Ok(mut res)) => {
+                let mark = res.extensions_mut().remove::<Mark>();
+                rec.finish(res.status(), res.headers(), mark);
+                Ok(res)
+            }
+            Ok(Err(err)) => {
+                rec.send(
+                    None,
+                    Outcome::Failure(FailureKind::ServiceError),
+                    None,
+                    Vec::new(),
+                );
+                Err(err)
+            }
+            Err(panic) => {
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                rec.send(
+                    Some(status),
+                    Outcome::Panicked,
+                    panic_message(&*panic),
+                    Vec::new(),
+                );
+                let mut res = Response::new(ResBody::default());
+                *res.status_mut() = status;
+                Ok(res)
+            }
         }
     }
 }
@@ -165,7 +187,9 @@ fn panic_message(panic: &(dyn Any + Send)) -> Option<Cow<'static, str>> {
     if let Some(s) = panic.downcast_ref::<&'static str>() {
         Some(Cow::Borrowed(*s))
     } else {
-        panic.downcast_ref::<String>().map(|s| Cow::Owned(s.clone()))
+        panic
+            .downcast_ref::<String>()
+            .map(|s| Cow::Owned(s.clone()))
     }
 }
 
@@ -214,8 +238,8 @@ impl Recorder {
         let get = |name: &Option<http::HeaderName>| name.as_ref().and_then(|n| headers.get(n));
         self.delivery.id = get(&policy.delivery_id_header).cloned();
         self.delivery.event_type = get(&policy.event_type_header).cloned();
-        self.delivery.attempt = get(&policy.attempt_header)
-            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        self.delivery.attempt =
+            get(&policy.attempt_header).and_then(|v| v.to_str().ok()?.trim().parse().ok());
     }
 
     /// The body is in: record its size, fingerprint and read time; the handler starts now.
@@ -233,7 +257,12 @@ impl Recorder {
         if self.handler_start.is_none() {
             self.body_read = self.start.elapsed();
         }
-        self.send(Some(status), Outcome::Rejected(reason), Some(detail.into()), Vec::new());
+        self.send(
+            Some(status),
+            Outcome::Rejected(reason),
+            Some(detail.into()),
+            Vec::new(),
+        );
         let mut res = Response::new(B::default());
         *res.status_mut() = status;
         res

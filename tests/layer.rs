@@ -1,5 +1,6 @@
 //! The layer in a bare tower stack (`service_fn` + `oneshot`), with a paused clock where time
 //! matters.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -26,11 +27,16 @@ fn layer_and_service_are_axum_compatible() {
 
 fn reporter() -> (Reporter, webhook_monitor::ReporterGuard, MemorySink) {
     let sink = MemorySink::new();
-    let (reporter, guard) = Reporter::builder().linger(Duration::ZERO).spawn(sink.clone());
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::ZERO)
+        .spawn(sink.clone());
     (reporter, guard, sink)
 }
 
-async fn only_report(guard: webhook_monitor::ReporterGuard, sink: &MemorySink) -> webhook_monitor::DeliveryReport {
+async fn only_report(
+    guard: webhook_monitor::ReporterGuard,
+    sink: &MemorySink,
+) -> webhook_monitor::DeliveryReport {
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
     let reports = sink.reports();
     assert_eq!(reports.len(), 1);
@@ -80,10 +86,7 @@ async fn exactly_the_budget_is_not_late() {
 
 /// Builds a service from a closure, behind the layer.
 trait LayerFn {
-    fn layer_fn<F, Fut>(
-        self,
-        f: F,
-    ) -> WebhookMonitor<tower::util::ServiceFn<F>>
+    fn layer_fn<F, Fut>(self, f: F) -> WebhookMonitor<tower::util::ServiceFn<F>>
     where
         F: FnMut(Request<WebhookBody>) -> Fut;
 }
@@ -100,9 +103,8 @@ impl LayerFn for WebhookMonitorLayer {
 #[tokio::test]
 async fn a_service_error_passes_through_and_is_reported() {
     let (reporter, guard, sink) = reporter();
-    let svc = WebhookMonitorLayer::new(Policy::custom("r"), reporter).layer_fn(|_| async {
-        Err::<Response<Body>, _>(io::Error::other("backend down"))
-    });
+    let svc = WebhookMonitorLayer::new(Policy::custom("r"), reporter)
+        .layer_fn(|_| async { Err::<Response<Body>, _>(io::Error::other("backend down")) });
     let err = svc.oneshot(Request::new(Body::empty())).await.unwrap_err();
     assert_eq!(err.to_string(), "backend down");
     let r = only_report(guard, &sink).await;
@@ -118,7 +120,10 @@ async fn a_panic_in_call_itself_is_caught() {
         type Response = Response<Body>;
         type Error = Infallible;
         type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
-        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
             std::task::Poll::Ready(Ok(()))
         }
         fn call(&mut self, _: Request<WebhookBody>) -> Self::Future {
@@ -126,22 +131,29 @@ async fn a_panic_in_call_itself_is_caught() {
         }
     }
     let (reporter, guard, sink) = reporter();
-    let svc = tower::Layer::layer(&WebhookMonitorLayer::new(Policy::custom("r"), reporter), PanicsInCall);
+    let svc = tower::Layer::layer(
+        &WebhookMonitorLayer::new(Policy::custom("r"), reporter),
+        PanicsInCall,
+    );
     let res = svc.oneshot(Request::new(Body::empty())).await.unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let r = only_report(guard, &sink).await;
     assert_eq!(r.outcome, Outcome::Panicked);
-    assert_eq!(r.reason.as_deref(), Some("panicked before returning a future"));
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("panicked before returning a future")
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropped_future_reports_cancelled() {
     let (reporter, guard, sink) = reporter();
-    let svc = WebhookMonitorLayer::new(Policy::custom("r"), reporter).layer_fn(|_| async {
-        std::future::pending::<Result<Response<Body>, Infallible>>().await
-    });
+    let svc = WebhookMonitorLayer::new(Policy::custom("r"), reporter)
+        .layer_fn(|_| async { std::future::pending::<Result<Response<Body>, Infallible>>().await });
     let call = svc.oneshot(Request::new(Body::from("abc")));
-    assert!(tokio::time::timeout(Duration::from_secs(3), call).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .is_err());
     let r = only_report(guard, &sink).await;
     assert_eq!(r.outcome, Outcome::Cancelled);
     assert_eq!(r.handler, Duration::from_secs(3));
@@ -158,21 +170,33 @@ async fn a_custom_classifier_decides_and_a_mark_still_overrides() {
             Outcome::Failure(FailureKind::ServerError)
         }
     });
-    let svc = WebhookMonitorLayer::new(policy, reporter).layer_fn(|req: Request<WebhookBody>| async move {
-        let mut res = Response::new(Body::empty());
-        *res.status_mut() = StatusCode::CONFLICT;
-        if req.headers().contains_key("x-mark") {
-            res.extensions_mut().insert(webhook_monitor::Mark::failed("half done"));
-        }
-        Ok::<_, Infallible>(res)
-    });
-    svc.clone().oneshot(Request::new(Body::empty())).await.unwrap();
-    let marked = Request::builder().header("x-mark", "1").body(Body::empty()).unwrap();
+    let svc = WebhookMonitorLayer::new(policy, reporter).layer_fn(
+        |req: Request<WebhookBody>| async move {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::CONFLICT;
+            if req.headers().contains_key("x-mark") {
+                res.extensions_mut()
+                    .insert(webhook_monitor::Mark::failed("half done"));
+            }
+            Ok::<_, Infallible>(res)
+        },
+    );
+    svc.clone()
+        .oneshot(Request::new(Body::empty()))
+        .await
+        .unwrap();
+    let marked = Request::builder()
+        .header("x-mark", "1")
+        .body(Body::empty())
+        .unwrap();
     svc.oneshot(marked).await.unwrap();
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
     let reports = sink.reports();
     assert_eq!(common::delivery(&reports[0]).outcome, Outcome::Success);
-    assert_eq!(common::delivery(&reports[1]).outcome, Outcome::Failure(FailureKind::Marked));
+    assert_eq!(
+        common::delivery(&reports[1]).outcome,
+        Outcome::Failure(FailureKind::Marked)
+    );
 }
 
 #[tokio::test]
@@ -203,13 +227,18 @@ async fn a_body_that_fails_mid_stream_is_400() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let r = only_report(guard, &sink).await;
     assert_eq!(r.outcome, Outcome::Rejected(RejectReason::BodyRead));
-    assert!(r.reason.as_deref().unwrap().contains("peer reset"), "{:?}", r.reason);
+    assert!(
+        r.reason.as_deref().unwrap().contains("peer reset"),
+        "{:?}",
+        r.reason
+    );
 }
 
 #[tokio::test]
 async fn a_content_length_header_over_the_limit_is_rejected_when_the_body_does_not_know_its_size() {
     let (reporter, guard, sink) = reporter();
-    let svc = WebhookMonitorLayer::new(Policy::custom("r").max_body_bytes(10), reporter).layer_fn(echo);
+    let svc =
+        WebhookMonitorLayer::new(Policy::custom("r").max_body_bytes(10), reporter).layer_fn(echo);
     let frames = futures_util::stream::iter(vec![Ok::<_, Infallible>(http_body::Frame::data(
         Bytes::from_static(b"tiny"),
     ))]);
@@ -239,22 +268,36 @@ async fn readiness_is_forwarded_and_the_ready_service_is_called() {
         type Response = Response<Body>;
         type Error = Infallible;
         type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
-        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
             self.ready = true;
             std::task::Poll::Ready(Ok(()))
         }
         fn call(&mut self, _: Request<WebhookBody>) -> Self::Future {
-            let status = if std::mem::take(&mut self.ready) { StatusCode::OK } else { StatusCode::IM_A_TEAPOT };
+            let status = if std::mem::take(&mut self.ready) {
+                StatusCode::OK
+            } else {
+                StatusCode::IM_A_TEAPOT
+            };
             let mut res = Response::new(Body::empty());
             *res.status_mut() = status;
             std::future::ready(Ok(res))
         }
     }
     let (reporter, _guard, _sink) = reporter();
-    let mut svc = tower::Layer::layer(&WebhookMonitorLayer::new(Policy::custom("r"), reporter), Strict::default());
+    let mut svc = tower::Layer::layer(
+        &WebhookMonitorLayer::new(Policy::custom("r"), reporter),
+        Strict::default(),
+    );
     for _ in 0..3 {
         let ready = ServiceExt::<Request<Body>>::ready(&mut svc).await.unwrap();
         let res = ready.call(Request::new(Body::empty())).await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "the service made ready is the one called");
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "the service made ready is the one called"
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! The reporter: never blocks, counts every drop by reason, batches, drains on shutdown.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -25,7 +26,10 @@ async fn deliver(reporter: &Reporter, n: usize) {
         Ok::<_, Infallible>(Response::new(Body::empty()))
     }));
     for _ in 0..n {
-        svc.clone().oneshot(Request::new(Body::from("{}"))).await.unwrap();
+        svc.clone()
+            .oneshot(Request::new(Body::from("{}")))
+            .await
+            .unwrap();
     }
 }
 
@@ -70,10 +74,16 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn shutdown_drains_every_queued_report_on_current_thread() {
     let sink = MemorySink::new();
-    let slow = Slow { delay: Duration::from_millis(50), inner: sink.clone() };
+    let slow = Slow {
+        delay: Duration::from_millis(50),
+        inner: sink.clone(),
+    };
     let (reporter, guard) = Reporter::builder().batch_size(3).spawn(slow);
     deliver(&reporter, 10).await;
-    guard.shutdown(Duration::from_secs(5)).await.expect("drained in time");
+    guard
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("drained in time");
     assert_eq!(sink.len(), 10);
     let s = reporter.stats();
     assert_eq!((s.enqueued, s.sent, s.failed, s.batches), (10, 10, 0, 4));
@@ -146,7 +156,10 @@ async fn the_worker_ends_when_every_reporter_is_dropped() {
     let worker = tokio::spawn(worker);
     deliver(&reporter, 3).await;
     drop(reporter);
-    tokio::time::timeout(Duration::from_secs(5), worker).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sink.len(), 3, "drained before ending");
 }
 
@@ -157,7 +170,10 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
     deliver(&reporter, 3).await;
     let worker = tokio::spawn(worker);
     drop(guard);
-    tokio::time::timeout(Duration::from_secs(5), worker).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sink.len(), 3);
     deliver(&reporter, 1).await;
     assert_eq!(reporter.stats().dropped_closed, 1);
@@ -166,9 +182,13 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_sink_that_never_returns_10_000_requests_all_complete() {
     let (reporter, guard) = Reporter::builder().queue_capacity(1024).spawn(Hangs);
-    let app = Router::new()
-        .route("/hook", post(|| async { "ok" }))
-        .layer(WebhookMonitorLayer::new(Policy::custom("hook"), reporter.clone()));
+    let app =
+        Router::new()
+            .route("/hook", post(|| async { "ok" }))
+            .layer(WebhookMonitorLayer::new(
+                Policy::custom("hook"),
+                reporter.clone(),
+            ));
     let addr = common::serve(app).await;
     let url = format!("http://{addr}/hook");
     // 8 keep-alive connections, 1250 requests each. A hang guard, not a timed assertion.
@@ -184,7 +204,10 @@ async fn with_a_sink_that_never_returns_10_000_requests_all_complete() {
         })
     });
     let all = futures_util::future::join_all(clients);
-    for r in tokio::time::timeout(Duration::from_secs(120), all).await.expect("no request waits") {
+    for r in tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("no request waits")
+    {
         r.unwrap();
     }
     let s: ReporterStats = reporter.stats();
@@ -218,12 +241,18 @@ async fn json_lines_follow_the_documented_schema() {
     let svc = WebhookMonitorLayer::new(policy, reporter).layer(tower::service_fn(
         |_: Request<WebhookBody>| async {
             let mut res = Response::new(Body::empty());
-            res.extensions_mut()
-                .insert(Mark::failed("no payment_id").field("records", 2u64).field("ok", false));
+            res.extensions_mut().insert(
+                Mark::failed("no payment_id")
+                    .field("records", 2u64)
+                    .field("ok", false),
+            );
             Ok::<_, Infallible>(res)
         },
     ));
-    let req = Request::builder().header("x-id", "evt_1").body(Body::from("{\"a\":1}")).unwrap();
+    let req = Request::builder()
+        .header("x-id", "evt_1")
+        .body(Body::from("{\"a\":1}"))
+        .unwrap();
     svc.oneshot(req).await.unwrap();
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
 
@@ -233,9 +262,25 @@ async fn json_lines_follow_the_documented_schema() {
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     let mut want = vec![
-        "type", "route", "provider", "delivery_id", "event_type", "attempt", "signature", "status",
-        "outcome", "outcome_detail", "reason", "received_at", "body_read_us", "handler_us",
-        "total_us", "body_bytes", "fingerprint", "flags", "fields",
+        "type",
+        "route",
+        "provider",
+        "delivery_id",
+        "event_type",
+        "attempt",
+        "signature",
+        "status",
+        "outcome",
+        "outcome_detail",
+        "reason",
+        "received_at",
+        "body_read_us",
+        "handler_us",
+        "total_us",
+        "body_bytes",
+        "fingerprint",
+        "flags",
+        "fields",
     ];
     want.sort_unstable();
     let mut keys_sorted = keys.clone();

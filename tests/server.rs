@@ -1,4 +1,6 @@
 //! Every outcome through a real server on 127.0.0.1:0, driven by a real HTTP client.
+#![cfg(feature = "axum")]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -19,15 +21,27 @@ use webhook_monitor::{
 
 fn routes() -> Router {
     Router::new()
-        .route("/ok", post(|body: Bytes| async move { format!("{}", body.len()) }))
+        .route(
+            "/ok",
+            post(|body: Bytes| async move { format!("{}", body.len()) }),
+        )
         .route(
             "/json",
             post(|Json(v): Json<serde_json::Value>| async move { v["id"].to_string() }),
         )
         .route("/string", post(|s: String| async move { s.to_uppercase() }))
-        .route("/client-error", post(|| async { StatusCode::UNPROCESSABLE_ENTITY }))
-        .route("/server-error", post(|| async { StatusCode::SERVICE_UNAVAILABLE }))
-        .route("/redirect", post(|| async { Redirect::permanent("/elsewhere") }))
+        .route(
+            "/client-error",
+            post(|| async { StatusCode::UNPROCESSABLE_ENTITY }),
+        )
+        .route(
+            "/server-error",
+            post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+        )
+        .route(
+            "/redirect",
+            post(|| async { Redirect::permanent("/elsewhere") }),
+        )
         .route(
             "/marked",
             post(|| async {
@@ -40,7 +54,12 @@ fn routes() -> Router {
         )
         .route(
             "/fields",
-            post(|| async { (Mark::new().field("records", 12u64).field("tenant", "acme"), "ok") }),
+            post(|| async {
+                (
+                    Mark::new().field("records", 12u64).field("tenant", "acme"),
+                    "ok",
+                )
+            }),
         )
         .route(
             "/slow",
@@ -86,9 +105,16 @@ async fn success_passes_raw_bytes_to_bytes_json_and_string_extractors() {
     let m = monitored(policy(), routes()).await;
     let body = r#"{"id": 42,  "note": "ünïcode ✓"}"#;
     let (status, text) = send(&m.url("/ok"), full(body), &[]).await;
-    assert_eq!((status, &text[..]), (StatusCode::OK, body.len().to_string().as_bytes()));
-    let (status, text) =
-        send(&m.url("/json"), full(body), &[("content-type", "application/json")]).await;
+    assert_eq!(
+        (status, &text[..]),
+        (StatusCode::OK, body.len().to_string().as_bytes())
+    );
+    let (status, text) = send(
+        &m.url("/json"),
+        full(body),
+        &[("content-type", "application/json")],
+    )
+    .await;
     assert_eq!((status, &text[..]), (StatusCode::OK, &b"42"[..]));
     let (status, text) = send(&m.url("/string"), full("abc"), &[]).await;
     assert_eq!((status, &text[..]), (StatusCode::OK, &b"ABC"[..]));
@@ -137,14 +163,22 @@ async fn a_marked_200_is_a_failure_with_reason_and_fields() {
     let (status, _) = send(&m.url("/fields"), full("{}"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     let r = m.report(2).await;
-    assert_eq!(r.outcome, Outcome::Success, "a mark without a verdict keeps the status's");
+    assert_eq!(
+        r.outcome,
+        Outcome::Success,
+        "a mark without a verdict keeps the status's"
+    );
     assert_eq!(r.fields.len(), 2);
     assert_eq!(r.fields[1].value, FieldValue::Str("acme".into()));
 }
 
 #[tokio::test]
 async fn a_2xx_past_the_budget_is_late_and_near_it_is_flagged() {
-    let m = monitored(policy().timeout_budget(Duration::from_millis(150)), routes()).await;
+    let m = monitored(
+        policy().timeout_budget(Duration::from_millis(150)),
+        routes(),
+    )
+    .await;
     let (status, _) = send(&m.url("/slow"), full("{}"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     let r = m.report(1).await;
@@ -153,7 +187,11 @@ async fn a_2xx_past_the_budget_is_late_and_near_it_is_flagged() {
     assert!(r.handler >= Duration::from_millis(300), "{:?}", r.handler);
 
     // 300 ms of a 350 ms budget is past 80 %: a success, flagged.
-    let m = monitored(policy().timeout_budget(Duration::from_millis(350)), routes()).await;
+    let m = monitored(
+        policy().timeout_budget(Duration::from_millis(350)),
+        routes(),
+    )
+    .await;
     send(&m.url("/slow"), full("{}"), &[]).await;
     let r = m.report(1).await;
     assert_eq!(r.outcome, Outcome::Success);
@@ -167,7 +205,11 @@ async fn a_panic_is_answered_500_and_reported() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let r = m.report(1).await;
     assert_eq!(r.outcome, Outcome::Panicked);
-    assert_eq!(r.status, Some(StatusCode::INTERNAL_SERVER_ERROR), "what the provider got");
+    assert_eq!(
+        r.status,
+        Some(StatusCode::INTERNAL_SERVER_ERROR),
+        "what the provider got"
+    );
     assert_eq!(r.reason.as_deref(), Some("handler bug: index out of range"));
     // The server survived.
     let (status, _) = send(&m.url("/ok"), full("{}"), &[]).await;
@@ -190,7 +232,10 @@ async fn a_client_that_goes_away_mid_handler_is_cancelled() {
 async fn an_outer_timeout_cancels_the_handler() {
     let (reporter, _guard, sink) = common::memory_reporter();
     let app = routes()
-        .layer(webhook_monitor::WebhookMonitorLayer::new(policy(), reporter))
+        .layer(webhook_monitor::WebhookMonitorLayer::new(
+            policy(),
+            reporter,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(50),
@@ -223,7 +268,9 @@ async fn chunked_bodies_at_the_limit_pass_and_one_byte_over_is_413() {
     let m = monitored(policy(), routes()).await;
     let chunks = |n: usize| {
         let data = vec![b'y'; n];
-        data.chunks(100).map(Bytes::copy_from_slice).collect::<Vec<_>>()
+        data.chunks(100)
+            .map(Bytes::copy_from_slice)
+            .collect::<Vec<_>>()
     };
     let (status, text) = send(&m.url("/ok"), chunked(chunks(1024)), &[]).await;
     assert_eq!((status, &text[..]), (StatusCode::OK, &b"1024"[..]));
@@ -240,7 +287,11 @@ async fn chunked_bodies_at_the_limit_pass_and_one_byte_over_is_413() {
 #[tokio::test]
 async fn the_handler_sees_the_delivery_and_the_report_carries_it() {
     let m = monitored(policy(), routes()).await;
-    let headers = [("x-delivery-id", "evt_123"), ("x-event", "order.paid"), ("x-attempt", " 3 ")];
+    let headers = [
+        ("x-delivery-id", "evt_123"),
+        ("x-event", "order.paid"),
+        ("x-attempt", " 3 "),
+    ];
     let (status, text) = send(&m.url("/delivery"), full("{\"a\":1}"), &headers).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&text[..], b"orders|evt_123|order.paid|7|Some(3)");
@@ -257,7 +308,10 @@ async fn the_handler_sees_the_delivery_and_the_report_carries_it() {
 #[tokio::test]
 async fn route_layer_monitors_only_matched_routes() {
     let (reporter, _guard, sink) = common::memory_reporter();
-    let app = routes().route_layer(webhook_monitor::WebhookMonitorLayer::new(policy(), reporter));
+    let app = routes().route_layer(webhook_monitor::WebhookMonitorLayer::new(
+        policy(),
+        reporter,
+    ));
     let addr = common::serve(app).await;
     let (status, _) = send(&format!("http://{addr}/ok"), full("{}"), &[]).await;
     assert_eq!(status, StatusCode::OK);

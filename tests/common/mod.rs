@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: a real server on 127.0.0.1:0 and a real client.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -82,7 +82,9 @@ pub fn full(body: impl Into<Bytes>) -> ClientBody {
 
 /// A body sent with `Transfer-Encoding: chunked`, in the given chunks.
 pub fn chunked(chunks: Vec<Bytes>) -> ClientBody {
-    let frames = chunks.into_iter().map(|c| Ok::<_, Infallible>(Frame::data(c)));
+    let frames = chunks
+        .into_iter()
+        .map(|c| Ok::<_, Infallible>(Frame::data(c)));
     StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }
 

@@ -38,7 +38,9 @@ impl<W> JsonLinesSink<W> {
 
     /// Returns the writer.
     pub fn into_inner(self) -> W {
-        self.writer.into_inner().unwrap_or_else(PoisonError::into_inner)
+        self.writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -77,7 +77,10 @@ impl MemorySink {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Report>> {
-        self.inner.reports.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

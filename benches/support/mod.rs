@@ -1,0 +1,106 @@
+//! The server variants the benchmarks compare, built in-process, and the request loop that
+//! drives them (shared by `overhead` and `instructions`).
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    hint::black_box,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use axum::{body::Body, http::StatusCode, routing::post, Router};
+use bytes::Bytes;
+use http::Request;
+use tower::ServiceExt;
+use webhook_monitor::{
+    report::{JsonLinesSink, Report, Reporter, Sink, SinkError},
+    Policy, ReporterGuard, WebhookMonitorLayer,
+};
+
+/// The variants, in the order they are reported.
+pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
+
+/// A sink that only counts: the layer's cost without any backend's.
+#[derive(Default)]
+pub struct Discard(AtomicU64);
+
+impl Sink for Discard {
+    async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+async fn handler(body: Bytes) -> StatusCode {
+    black_box(body.len());
+    StatusCode::OK
+}
+
+/// A 2 KiB JSON payload, like a typical provider event.
+pub fn payload() -> Bytes {
+    let mut s = String::from(
+        r#"{"id":"evt_1NqQy2LkdIwHu7ix","type":"payment_intent.succeeded","data":{"object":{"#,
+    );
+    let mut i = 0;
+    while s.len() < 2048 - 40 {
+        s.push_str(&format!(r#""field_{i}":"value_{i:08}","#));
+        i += 1;
+    }
+    s.push_str(r#""end":true}}}"#);
+    while s.len() < 2048 {
+        s.push(' ');
+    }
+    Bytes::from(s)
+}
+
+/// Builds a variant. Must be called inside a tokio runtime (the reporter spawns its worker).
+pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
+    let router = Router::new().route("/hook", post(handler));
+    let policy = || Policy::custom("hook").timeout_budget(Duration::from_secs(10));
+    match variant {
+        "bare" => (router, None),
+        "trace" => (
+            router.layer(tower_http::trace::TraceLayer::new_for_http()),
+            None,
+        ),
+        "monitored" => {
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            (
+                router.layer(WebhookMonitorLayer::new(policy(), reporter)),
+                Some(guard),
+            )
+        }
+        "monitored-json" => {
+            let (reporter, guard) = Reporter::spawn(JsonLinesSink::new(std::io::sink()));
+            (
+                router.layer(WebhookMonitorLayer::new(policy(), reporter)),
+                Some(guard),
+            )
+        }
+        other => panic!("unknown variant {other}; one of {VARIANTS:?}"),
+    }
+}
+
+/// Sends `n` requests through `router`, yielding every 64 so that the reporter's worker (on the
+/// same current_thread runtime) runs and its cost is counted, as for every variant.
+pub async fn drive(router: &Router, body: &Bytes, n: u64) {
+    for i in 0..n {
+        let req = Request::post("/hook")
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .expect("valid request");
+        let res = router.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        if i % 64 == 63 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// A current_thread runtime with timers, like a one-worker server.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
