@@ -91,6 +91,7 @@ where
 /// An `async move` block rather than an `async fn`: an async fn moves its arguments into locals
 /// and so stores them twice, and this future's size decides whether its allocation takes the
 /// allocator's fast path.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
 fn handle<S, ReqBody, ResBody>(
     mut rec: Recorder,
     mut inner: S,
