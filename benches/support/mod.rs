@@ -57,7 +57,7 @@ pub fn payload() -> Bytes {
 pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
     let router = Router::new().route("/hook", post(handler));
     let policy = || Policy::custom("hook").timeout_budget(Duration::from_secs(10));
-    match variant {
+    let (router, guard) = match variant {
         "bare" => (router, None),
         "trace" => (
             router.layer(tower_http::trace::TraceLayer::new_for_http()),
@@ -78,7 +78,10 @@ pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             )
         }
         other => panic!("unknown variant {other}; one of {VARIANTS:?}"),
-    }
+    };
+    // Turn handlers into routes once, as `axum::serve` does; without it a `Router<()>` rebuilds
+    // each route (and re-applies its layers) on every request.
+    (router.with_state(()), guard)
 }
 
 /// Sends `n` requests through `router`, yielding every 64 so that the reporter's worker (on the
