@@ -24,6 +24,7 @@ use hyper::body::Frame;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::Value;
 use webhook_monitor::{
+    provider::Source,
     report::{Reporter, Sink, SinkError},
     Delivery, Mark, Policy, Report, WebhookMonitorLayer,
 };
@@ -88,17 +89,16 @@ async fn payments(Json(payment): Json<Value>) -> StatusCode {
 }
 
 fn app(reporter: Reporter) -> Router {
-    let header = http::HeaderName::from_static;
     let orders_policy = Policy::custom("orders")
         .provider("shop")
         .max_body_bytes(16 * 1024)
         .timeout_budget(Duration::from_millis(500))
-        .delivery_id_header(header("x-delivery-id"))
-        .event_type_header(header("x-event-type"));
+        .delivery_id(Source::header("x-delivery-id"))
+        .event_type(Source::header("x-event-type"));
     let payments_policy = Policy::custom("payments")
         .provider("pay")
         .timeout_budget(Duration::from_secs(3))
-        .delivery_id_header(header("x-delivery-id"));
+        .delivery_id(Source::header("x-delivery-id"));
     Router::new()
         .route(
             "/webhooks/orders",

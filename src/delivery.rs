@@ -92,15 +92,32 @@ impl Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignatureStatus {
-    /// The route's policy has no signature scheme.
+    /// The route's policy has no signature scheme, or the request was rejected before the check.
     Unchecked,
+    /// A signature matched the route's secret at this index (0 for the first).
+    Verified {
+        /// Which secret matched: watch it move during a rotation.
+        secret_index: usize,
+    },
+    /// No valid signature: the request was rejected (the report's outcome says why).
+    Failed,
 }
 
 impl SignatureStatus {
-    /// The name used in reports (`"unchecked"`).
+    /// The name used in reports: `unchecked`, `verified` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unchecked => "unchecked",
+            Self::Verified { .. } => "verified",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The index of the secret that matched, for a verified delivery.
+    pub fn secret_index(self) -> Option<usize> {
+        match self {
+            Self::Verified { secret_index } => Some(secret_index),
+            _ => None,
         }
     }
 }

@@ -67,6 +67,7 @@ mod future;
 mod layer;
 mod outcome;
 mod policy;
+pub mod provider;
 pub mod report;
 mod service;
 

@@ -93,6 +93,16 @@ pub enum RejectReason {
     TooLarge,
     /// Reading the body failed (`400`).
     BodyRead,
+    /// The signature header is absent (`401`).
+    MissingSignature,
+    /// The signature, its header or a signed field cannot be parsed (`401`).
+    MalformedSignature,
+    /// No signature matched any of the route's secrets (`401`).
+    BadSignature,
+    /// The signed timestamp is older than the tolerance (`401`).
+    StaleTimestamp,
+    /// The signed timestamp is further in the future than the tolerance (`401`).
+    FutureTimestamp,
 }
 
 impl RejectReason {
@@ -101,6 +111,11 @@ impl RejectReason {
         match self {
             Self::TooLarge => "too_large",
             Self::BodyRead => "body_read",
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature => "malformed_signature",
+            Self::BadSignature => "bad_signature",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::FutureTimestamp => "future_timestamp",
         }
     }
 
@@ -109,6 +124,24 @@ impl RejectReason {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead => StatusCode::BAD_REQUEST,
+            Self::MissingSignature
+            | Self::MalformedSignature
+            | Self::BadSignature
+            | Self::StaleTimestamp
+            | Self::FutureTimestamp => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl From<&crate::provider::SignatureError> for RejectReason {
+    fn from(err: &crate::provider::SignatureError) -> Self {
+        use crate::provider::SignatureError as E;
+        match err {
+            E::MissingHeader(_) => Self::MissingSignature,
+            E::Malformed(_) => Self::MalformedSignature,
+            E::Stale { .. } => Self::StaleTimestamp,
+            E::Future { .. } => Self::FutureTimestamp,
+            E::Mismatch | E::NoSecret => Self::BadSignature,
         }
     }
 }

@@ -1,10 +1,18 @@
 //! Per-route settings: [`Policy`].
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
-use http::HeaderName;
+use crate::{
+    outcome::{Classify, DefaultClassify},
+    provider::{AttemptSource, Scheme, Source},
+};
 
-use crate::outcome::{Classify, DefaultClassify};
+/// The clock a policy reads, for timestamps and `received_at`.
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Everything one webhook route decides, in code.
 ///
@@ -16,12 +24,13 @@ use crate::outcome::{Classify, DefaultClassify};
 ///
 /// ```
 /// use std::time::Duration;
-/// use webhook_monitor::Policy;
+/// use webhook_monitor::{provider::Source, Policy};
 ///
 /// let policy = Policy::custom("orders")
 ///     .max_body_bytes(256 * 1024)
 ///     .timeout_budget(Duration::from_secs(5))
-///     .delivery_id_header(http::HeaderName::from_static("x-delivery-id"));
+///     .delivery_id(Source::header("x-delivery-id"))
+///     .event_type(Source::json(&["type"]));
 /// assert_eq!(policy.name(), "orders");
 /// ```
 #[derive(Clone)]
@@ -32,9 +41,12 @@ pub struct Policy {
     pub(crate) timeout_budget: Option<Duration>,
     pub(crate) classify: Arc<dyn Classify>,
     pub(crate) fingerprint: FingerprintAlgorithm,
-    pub(crate) delivery_id_header: Option<HeaderName>,
-    pub(crate) event_type_header: Option<HeaderName>,
-    pub(crate) attempt_header: Option<HeaderName>,
+    pub(crate) scheme: Option<Arc<dyn Scheme>>,
+    pub(crate) delivery_id: Option<Source>,
+    pub(crate) event_type: Option<Source>,
+    pub(crate) attempt: Option<AttemptSource>,
+    pub(crate) clock: Option<Clock>,
+    pub(crate) retry_horizon: Option<Duration>,
 }
 
 impl Policy {
@@ -48,7 +60,7 @@ impl Policy {
     /// A policy for a route named `name`, with no provider scheme.
     ///
     /// Defaults: a 1 MiB body limit, no timeout budget, [`DefaultClassify`], the xxh3-128 body
-    /// fingerprint, and no identification headers.
+    /// fingerprint, no signature scheme, no identification, the system clock.
     pub fn custom(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
@@ -57,9 +69,12 @@ impl Policy {
             timeout_budget: None,
             classify: Arc::new(DefaultClassify::default()),
             fingerprint: FingerprintAlgorithm::Xxh3_128,
-            delivery_id_header: None,
-            event_type_header: None,
-            attempt_header: None,
+            scheme: None,
+            delivery_id: None,
+            event_type: None,
+            attempt: None,
+            clock: None,
+            retry_horizon: None,
         }
     }
 
@@ -115,27 +130,56 @@ impl Policy {
         self
     }
 
-    /// Header that carries the provider's delivery id (for example `x-github-delivery`).
+    /// Where the provider's delivery id is. A body field is read only after the signature is
+    /// verified. Defaults to none.
+    #[must_use]
+    pub fn delivery_id(mut self, source: Source) -> Self {
+        self.delivery_id = Some(source);
+        self
+    }
+
+    /// Where the event type is. Defaults to none.
+    #[must_use]
+    pub fn event_type(mut self, source: Source) -> Self {
+        self.event_type = Some(source);
+        self
+    }
+
+    /// Where the delivery attempt number is. A value that is not a number is ignored. Defaults
+    /// to none.
+    #[must_use]
+    pub fn attempt(mut self, source: AttemptSource) -> Self {
+        self.attempt = Some(source);
+        self
+    }
+
+    /// Verifies every delivery's signature with `scheme`; a failed check answers
+    /// `401 Unauthorized` without calling the handler. Defaults to none (the presets set one).
+    #[must_use]
+    pub fn verify_with(mut self, scheme: impl Scheme) -> Self {
+        self.scheme = Some(Arc::new(scheme));
+        self
+    }
+
+    /// The clock for signature timestamps and each delivery's `received_at`, for tests.
+    /// Defaults to [`SystemTime::now`].
+    #[must_use]
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How long the provider keeps retrying a failed delivery (Stripe: 3 days). The presets set
+    /// the provider's documented horizon; it sizes how long a delivery id is worth remembering.
     /// Defaults to none.
     #[must_use]
-    pub fn delivery_id_header(mut self, name: HeaderName) -> Self {
-        self.delivery_id_header = Some(name);
+    pub fn retry_horizon(mut self, horizon: Duration) -> Self {
+        self.retry_horizon = Some(horizon);
         self
     }
 
-    /// Header that carries the event type (for example `x-github-event`). Defaults to none.
-    #[must_use]
-    pub fn event_type_header(mut self, name: HeaderName) -> Self {
-        self.event_type_header = Some(name);
-        self
-    }
-
-    /// Header that carries the delivery attempt number as a decimal integer. A value that is not
-    /// a number is ignored. Defaults to none.
-    #[must_use]
-    pub fn attempt_header(mut self, name: HeaderName) -> Self {
-        self.attempt_header = Some(name);
-        self
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.as_ref().map_or_else(SystemTime::now, |c| c())
     }
 }
 
@@ -147,9 +191,11 @@ impl fmt::Debug for Policy {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("timeout_budget", &self.timeout_budget)
             .field("fingerprint", &self.fingerprint)
-            .field("delivery_id_header", &self.delivery_id_header)
-            .field("event_type_header", &self.event_type_header)
-            .field("attempt_header", &self.attempt_header)
+            .field("verifies", &self.scheme.is_some())
+            .field("delivery_id", &self.delivery_id)
+            .field("event_type", &self.event_type)
+            .field("attempt", &self.attempt)
+            .field("retry_horizon", &self.retry_horizon)
             .finish_non_exhaustive()
     }
 }

@@ -7,11 +7,12 @@ use std::{
     panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
+use bytes::Bytes;
 use futures_util::{future::Either, FutureExt};
-use http::{header, HeaderMap, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
@@ -21,6 +22,10 @@ use crate::{
     delivery::{Delivery, Fingerprint, SignatureStatus},
     future::ResponseFuture,
     layer::Shared,
+    provider::{
+        peek::{self, Scalar},
+        AttemptSource, SignedRequest, Source,
+    },
     report::{DeliveryReport, Flags, Report},
     BoxError, FailureKind, Mark, Outcome, Policy, RejectReason, WebhookBody,
 };
@@ -107,7 +112,7 @@ where
     async move {
         let policy = &rec.shared.policy;
         let limit = policy.max_body_bytes;
-        rec.identify(&parts.headers);
+        rec.identify(&parts.headers, None);
 
         // 1. Reject an over-long body on its declared length, before reading anything. The body's
         //    own exact size is authoritative; the header only matters when the body does not know.
@@ -135,7 +140,25 @@ where
         };
         rec.body_read(&bytes);
 
-        // 3. Call the handler with the buffered body, catching a panic in `call` or in its future.
+        // 3. Verify the signature, then read the ids a verified body carries.
+        let shared = Arc::clone(&rec.shared);
+        if let Some(scheme) = &shared.policy.scheme {
+            let now = rec.delivery.received_at;
+            match scheme.verify(&SignedRequest::new(&parts.headers, &parts.uri, &bytes, now)) {
+                Ok(verified) => {
+                    rec.delivery.signature = SignatureStatus::Verified {
+                        secret_index: verified.secret_index(),
+                    };
+                }
+                Err(err) => {
+                    rec.delivery.signature = SignatureStatus::Failed;
+                    return Ok(rec.reject(RejectReason::from(&err), err.to_string()));
+                }
+            }
+        }
+        rec.identify(&parts.headers, Some(&bytes));
+
+        // 4. Call the handler with the buffered body, catching a panic in `call` or in its future.
         parts.extensions.insert(rec.delivery.clone());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
         // Build the future before awaiting it: a `match` scrutinee stays alive across an `.await` in
@@ -172,6 +195,25 @@ where
                 Ok(res)
             }
         }
+    }
+}
+
+/// The attempt number from a counter field: the field plus `offset`, or 1 when the field is
+/// absent and its absence means a first attempt.
+fn counter(n: Option<u32>, offset: u32, absent_is_first: bool) -> Option<u32> {
+    match n {
+        Some(n) => n.checked_add(offset),
+        None => absent_is_first.then_some(1),
+    }
+}
+
+/// A body field's text as a header value, sharing the body's buffer when it is unescaped.
+fn text_value(body: &Bytes, value: &Scalar<'_>) -> Option<HeaderValue> {
+    match value.as_text()? {
+        Cow::Borrowed(s) if body.as_ptr_range().contains(&s.as_ptr()) => {
+            HeaderValue::from_maybe_shared(body.slice_ref(s.as_bytes())).ok()
+        }
+        text => HeaderValue::from_str(&text).ok(),
     }
 }
 
@@ -219,7 +261,7 @@ impl Recorder {
             event_type: None,
             attempt: None,
             signature: SignatureStatus::Unchecked,
-            received_at: SystemTime::now(),
+            received_at: policy.now(),
             body_len: 0,
             fingerprint: None,
         };
@@ -233,14 +275,58 @@ impl Recorder {
         }
     }
 
-    /// Reads the identification headers the policy names.
-    fn identify(&mut self, headers: &HeaderMap) {
+    /// Reads the delivery id, event type and attempt the policy names: header sources before the
+    /// body is read (`body` is `None`), body fields once the body is verified.
+    fn identify(&mut self, headers: &HeaderMap, body: Option<&Bytes>) {
         let policy: &Policy = &self.shared.policy;
-        let get = |name: &Option<http::HeaderName>| name.as_ref().and_then(|n| headers.get(n));
-        self.delivery.id = get(&policy.delivery_id_header).cloned();
-        self.delivery.event_type = get(&policy.event_type_header).cloned();
-        self.delivery.attempt =
-            get(&policy.attempt_header).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        let attempt = policy.attempt.as_ref().map(
+            |AttemptSource::Counter {
+                 source,
+                 offset,
+                 absent_is_first,
+             }| { (source, *offset, *absent_is_first) },
+        );
+        let Some(body) = body else {
+            let header = |s: Option<&Source>| match s {
+                Some(Source::Header(name)) => headers.get(name),
+                _ => None,
+            };
+            self.delivery.id = header(policy.delivery_id.as_ref()).cloned();
+            self.delivery.event_type = header(policy.event_type.as_ref()).cloned();
+            if let Some((source @ Source::Header(_), offset, first)) = attempt {
+                let n = header(Some(source)).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+                self.delivery.attempt = counter(n, offset, first);
+            }
+            return;
+        };
+        let path = |s: Option<&Source>| match s {
+            Some(Source::Json(path)) => Some(*path),
+            _ => None,
+        };
+        let paths = [
+            path(policy.delivery_id.as_ref()),
+            path(policy.event_type.as_ref()),
+            path(attempt.map(|(source, ..)| source)),
+        ];
+        if paths.iter().all(Option::is_none) {
+            return;
+        }
+        // The root path stands in for sources that are not body fields; its value is not used.
+        let Ok([id, event_type, n]) = peek::peek(body, paths.map(|p| p.unwrap_or(&[]))) else {
+            return;
+        };
+        if paths[0].is_some() {
+            self.delivery.id = id.and_then(|v| text_value(body, &v));
+        }
+        if paths[1].is_some() {
+            self.delivery.event_type = event_type.and_then(|v| text_value(body, &v));
+        }
+        if let (Some(_), Some((_, offset, first))) = (paths[2], attempt) {
+            let n = n
+                .and_then(|v| v.as_u64())
+                .and_then(|n| u32::try_from(n).ok());
+            self.delivery.attempt = counter(n, offset, first);
+        }
     }
 
     /// The body is in: record its size, fingerprint and read time; the handler starts now.

@@ -15,6 +15,7 @@ use axum::{body::Body, routing::post, Router};
 use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use webhook_monitor::{
+    provider::Source,
     report::{JsonLinesSink, MemorySink, Reporter, ReporterStats, Sink, SinkError},
     Mark, Policy, Report, WebhookBody, WebhookMonitorLayer,
 };
@@ -236,7 +237,7 @@ async fn json_lines_follow_the_documented_schema() {
     let (reporter, guard) = Reporter::spawn(JsonLinesSink::new(buf.clone()));
     let policy = Policy::custom("payments")
         .provider("acme")
-        .delivery_id_header(http::HeaderName::from_static("x-id"))
+        .delivery_id(Source::header("x-id"))
         .timeout_budget(Duration::from_secs(3));
     let svc = WebhookMonitorLayer::new(policy, reporter).layer(tower::service_fn(
         |_: Request<WebhookBody>| async {
@@ -269,6 +270,7 @@ async fn json_lines_follow_the_documented_schema() {
         "event_type",
         "attempt",
         "signature",
+        "secret_index",
         "status",
         "outcome",
         "outcome_detail",
@@ -292,6 +294,7 @@ async fn json_lines_follow_the_documented_schema() {
     assert_eq!(v["delivery_id"], "evt_1");
     assert_eq!(v["event_type"], serde_json::Value::Null);
     assert_eq!(v["signature"], "unchecked");
+    assert_eq!(v["secret_index"], serde_json::Value::Null);
     assert_eq!(v["status"], 200);
     assert_eq!(v["outcome"], "failure");
     assert_eq!(v["outcome_detail"], "marked");

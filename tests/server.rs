@@ -16,6 +16,7 @@ use axum::{
 use bytes::Bytes;
 use common::{chunked, full, monitored, send};
 use webhook_monitor::{
+    provider::{AttemptSource, Source},
     Delivery, FailureKind, FieldValue, Mark, Outcome, Policy, RejectReason, SignatureStatus,
 };
 
@@ -95,9 +96,9 @@ fn policy() -> Policy {
     Policy::custom("orders")
         .provider("acme")
         .max_body_bytes(1024)
-        .delivery_id_header(http::HeaderName::from_static("x-delivery-id"))
-        .event_type_header(http::HeaderName::from_static("x-event"))
-        .attempt_header(http::HeaderName::from_static("x-attempt"))
+        .delivery_id(Source::header("x-delivery-id"))
+        .event_type(Source::header("x-event"))
+        .attempt(AttemptSource::count(Source::header("x-attempt")))
 }
 
 #[tokio::test]

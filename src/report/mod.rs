@@ -136,7 +136,7 @@ impl Serialize for Report {
 impl Serialize for DeliveryReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = &self.delivery;
-        let mut m = s.serialize_map(Some(20))?;
+        let mut m = s.serialize_map(Some(21))?;
         m.serialize_entry("type", "delivery")?;
         m.serialize_entry("route", d.route())?;
         m.serialize_entry("provider", &d.provider())?;
@@ -144,6 +144,7 @@ impl Serialize for DeliveryReport {
         m.serialize_entry("event_type", &d.event_type())?;
         m.serialize_entry("attempt", &d.attempt())?;
         m.serialize_entry("signature", d.signature().as_str())?;
+        m.serialize_entry("secret_index", &d.signature().secret_index())?;
         m.serialize_entry("status", &self.status.map(|s| s.as_u16()))?;
         m.serialize_entry("outcome", self.outcome.as_str())?;
         m.serialize_entry("outcome_detail", &self.outcome.detail())?;

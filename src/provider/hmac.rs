@@ -1,0 +1,429 @@
+//! [`HmacScheme`]: an HMAC signature scheme described as data.
+
+use std::{borrow::Cow, fmt, time::Duration};
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderName;
+use subtle::ConstantTimeEq;
+
+use super::{
+    check_timestamp, peek, secret::BASE64_ANY_PAD, Scheme, Secrets, SignatureError, SignedRequest,
+    Verified,
+};
+
+/// The hash under the HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Digest {
+    /// SHA-1 (GitHub's legacy header, Intercom, Twilio).
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+/// How the signature is written in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// Hexadecimal (either case).
+    Hex,
+    /// Standard base64, padded or not.
+    Base64,
+}
+
+/// How the signature header is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureFormat {
+    /// One signature after a prefix (`sha256=…`, `v0=…`, or no prefix).
+    Single {
+        /// Text before the signature.
+        prefix: Cow<'static, str>,
+    },
+    /// `key=value` pairs (Stripe `t=…,v1=…,v1=…`, Paddle `ts=…;h1=…`): the timestamp under
+    /// `timestamp_key`, one or more signatures under `signature_key`, other keys ignored.
+    Pairs {
+        /// Between pairs: `,` or `;`.
+        separator: char,
+        /// Key of the timestamp (`t`, `ts`).
+        timestamp_key: Cow<'static, str>,
+        /// Key of each signature (`v1`, `h1`).
+        signature_key: Cow<'static, str>,
+    },
+    /// Space-separated `version,signature` entries (Standard Webhooks `v1,…`); other versions are
+    /// ignored.
+    Versioned {
+        /// The version to check (`v1`).
+        version: Cow<'static, str>,
+    },
+}
+
+/// A piece of the signed content, fed to the HMAC in order without building the string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Part {
+    /// Fixed text, such as a separator (`.`) or the endpoint's public URL (Square).
+    Literal(Cow<'static, str>),
+    /// The timestamp, exactly as sent.
+    Timestamp,
+    /// A header's value (Standard Webhooks' `webhook-id`).
+    Header(HeaderName),
+    /// The raw body.
+    Body,
+}
+
+impl Part {
+    /// Fixed text.
+    pub fn text(s: impl Into<Cow<'static, str>>) -> Self {
+        Self::Literal(s.into())
+    }
+}
+
+/// Where the signed timestamp comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimestampSource {
+    /// No timestamp: replays are caught by dedupe only.
+    None,
+    /// A header holding unix seconds.
+    Header(HeaderName),
+    /// The `timestamp_key` of a [`SignatureFormat::Pairs`] header.
+    Signature,
+    /// A JSON body field holding unix milliseconds (Linear's `webhookTimestamp`); checked after
+    /// the signature, since it is only trustworthy then.
+    JsonMillis(&'static [&'static str]),
+}
+
+/// An HMAC signature scheme described as data: header, layout, digest, encoding, signed content,
+/// timestamp and tolerance. Each secret's keyed state is prepared once, so a request pays for
+/// hashing its content only.
+///
+/// # Example
+///
+/// A provider that sends `X-Acme-Signature: t=<unix>,s=<hex hmac-sha256 of "{t}.{body}">`:
+///
+/// ```
+/// use webhook_monitor::provider::{Digest, Encoding, HmacScheme, Part, SignatureFormat, TimestampSource};
+/// use webhook_monitor::Policy;
+///
+/// let scheme = HmacScheme::new(
+///     http::HeaderName::from_static("x-acme-signature"),
+///     Digest::Sha256,
+///     Encoding::Hex,
+///     "acme-signing-secret",
+/// )
+/// .format(SignatureFormat::Pairs { separator: ',', timestamp_key: "t".into(), signature_key: "s".into() })
+/// .timestamp(TimestampSource::Signature)
+/// .signed_content([Part::Timestamp, Part::text("."), Part::Body]);
+/// let policy = Policy::custom("acme").verify_with(scheme);
+/// # let _ = policy;
+/// ```
+#[derive(Clone)]
+pub struct HmacScheme {
+    header: HeaderName,
+    encoding: Encoding,
+    format: SignatureFormat,
+    content: Vec<Part>,
+    timestamp: TimestampSource,
+    tolerance: Duration,
+    keys: Vec<Keyed>,
+}
+
+impl HmacScheme {
+    /// The default timestamp tolerance, in both directions: 5 minutes.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    /// A scheme whose header holds one signature of the raw body. Defaults: no prefix, no
+    /// timestamp, [`Self::DEFAULT_TOLERANCE`].
+    pub fn new(
+        header: HeaderName,
+        digest: Digest,
+        encoding: Encoding,
+        secrets: impl Into<Secrets>,
+    ) -> Self {
+        let keys = secrets
+            .into()
+            .0
+            .iter()
+            .map(|s| Keyed::new(digest, s.bytes()))
+            .collect();
+        Self {
+            header,
+            encoding,
+            format: SignatureFormat::Single {
+                prefix: Cow::Borrowed(""),
+            },
+            content: vec![Part::Body],
+            timestamp: TimestampSource::None,
+            tolerance: Self::DEFAULT_TOLERANCE,
+            keys,
+        }
+    }
+
+    /// The header's layout. Defaults to a single signature with no prefix.
+    #[must_use]
+    pub fn format(mut self, format: SignatureFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Shorthand for a single signature after `prefix` (`"sha256="`).
+    #[must_use]
+    pub fn prefix(self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.format(SignatureFormat::Single {
+            prefix: prefix.into(),
+        })
+    }
+
+    /// What is signed, in order. Defaults to the body alone.
+    #[must_use]
+    pub fn signed_content(mut self, parts: impl IntoIterator<Item = Part>) -> Self {
+        self.content = parts.into_iter().collect();
+        self
+    }
+
+    /// Where the timestamp is. Defaults to [`TimestampSource::None`].
+    #[must_use]
+    pub fn timestamp(mut self, source: TimestampSource) -> Self {
+        self.timestamp = source;
+        self
+    }
+
+    /// How far the timestamp may be from now, in either direction. Defaults to
+    /// [`Self::DEFAULT_TOLERANCE`].
+    #[must_use]
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// The signature header's name.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The signature of `request` with the secret at `index`, encoded as the provider writes it
+    /// (without prefix or layout), and `None` if there is no such secret. `timestamp` is the value
+    /// the timestamp part signs. For signers in tests: see [`crate::testing`].
+    ///
+    /// # Errors
+    ///
+    /// `MissingHeader` when a signed header is absent from the request.
+    pub fn sign(
+        &self,
+        index: usize,
+        request: &SignedRequest<'_>,
+        timestamp: Option<&str>,
+    ) -> Result<Option<String>, SignatureError> {
+        let Some(key) = self.keys.get(index) else {
+            return Ok(None);
+        };
+        let tag = self.tag(key, request, timestamp)?;
+        Ok(Some(match self.encoding {
+            Encoding::Hex => hex::encode(tag.as_slice()),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(tag.as_slice()),
+        }))
+    }
+
+    fn tag(
+        &self,
+        key: &Keyed,
+        request: &SignedRequest<'_>,
+        timestamp: Option<&str>,
+    ) -> Result<Tag, SignatureError> {
+        let mut mac = key.clone();
+        for part in &self.content {
+            match part {
+                Part::Literal(s) => mac.update(s.as_bytes()),
+                Part::Timestamp => mac.update(timestamp.unwrap_or_default().as_bytes()),
+                Part::Header(name) => mac.update(request.header(name)?.as_bytes()),
+                Part::Body => mac.update(request.body()),
+            }
+        }
+        Ok(mac.finish())
+    }
+
+    /// The timestamp as sent, from the header or the signature header.
+    fn sent_timestamp<'a>(
+        &self,
+        request: &SignedRequest<'a>,
+        value: &'a str,
+    ) -> Result<Option<&'a str>, SignatureError> {
+        match &self.timestamp {
+            TimestampSource::None | TimestampSource::JsonMillis(_) => Ok(None),
+            TimestampSource::Header(name) => request.header(name).map(Some),
+            TimestampSource::Signature => {
+                let SignatureFormat::Pairs {
+                    separator,
+                    timestamp_key,
+                    ..
+                } = &self.format
+                else {
+                    return Err(SignatureError::Malformed("no timestamp in the signature"));
+                };
+                value
+                    .split(*separator)
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k == timestamp_key)
+                    .map(|(_, v)| Some(v))
+                    .ok_or(SignatureError::Malformed("no timestamp in the signature"))
+            }
+        }
+    }
+
+    /// The signatures in the header, in order, not yet decoded.
+    fn candidates<'v>(&'v self, value: &'v str) -> impl Iterator<Item = &'v str> + 'v {
+        // A visible-ASCII header value never contains '\n': a single signature is one item.
+        let separator = match &self.format {
+            SignatureFormat::Single { .. } => '\n',
+            SignatureFormat::Pairs { separator, .. } => *separator,
+            SignatureFormat::Versioned { .. } => ' ',
+        };
+        value
+            .split(separator)
+            .filter_map(move |item| match &self.format {
+                SignatureFormat::Single { prefix } => item.trim().strip_prefix(prefix.as_ref()),
+                SignatureFormat::Pairs { signature_key, .. } => item
+                    .trim()
+                    .split_once('=')
+                    .filter(|(k, _)| k == signature_key)
+                    .map(|(_, v)| v),
+                SignatureFormat::Versioned { version } => item
+                    .split_once(',')
+                    .filter(|(v, _)| v == version)
+                    .map(|(_, s)| s),
+            })
+    }
+
+    fn decode<'b>(&self, candidate: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+        match self.encoding {
+            Encoding::Hex => {
+                let out = buf.get_mut(..candidate.len() / 2)?;
+                hex::decode_to_slice(candidate, out).ok()?;
+                Some(out)
+            }
+            Encoding::Base64 => {
+                let n = BASE64_ANY_PAD.decode_slice(candidate, buf).ok()?;
+                Some(&buf[..n])
+            }
+        }
+    }
+}
+
+impl Scheme for HmacScheme {
+    fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, SignatureError> {
+        if self.keys.is_empty() {
+            return Err(SignatureError::NoSecret);
+        }
+        let value = request.header(&self.header)?;
+        let timestamp = self.sent_timestamp(request, value)?;
+        if let Some(ts) = timestamp {
+            let secs = ts
+                .trim()
+                .parse()
+                .map_err(|_| SignatureError::Malformed("timestamp is not a number"))?;
+            check_timestamp(secs, request.now(), self.tolerance)?;
+        }
+        let mut well_formed = false;
+        let mut buf = [0u8; 64];
+        for (index, key) in self.keys.iter().enumerate() {
+            let tag = self.tag(key, request, timestamp)?;
+            for candidate in self.candidates(value) {
+                let Some(signature) = self.decode(candidate, &mut buf) else {
+                    continue; // an unparsable entry (Paddle's `h1=dummy`) is skipped
+                };
+                well_formed = true;
+                if bool::from(signature.ct_eq(tag.as_slice())) {
+                    self.check_body_timestamp(request)?;
+                    return Ok(Verified::by_secret(index));
+                }
+            }
+        }
+        Err(if well_formed {
+            SignatureError::Mismatch
+        } else {
+            SignatureError::Malformed("no well-formed signature in the header")
+        })
+    }
+}
+
+impl HmacScheme {
+    fn check_body_timestamp(&self, request: &SignedRequest<'_>) -> Result<(), SignatureError> {
+        let TimestampSource::JsonMillis(path) = &self.timestamp else {
+            return Ok(());
+        };
+        let [field] = peek::peek(request.body(), [*path])
+            .map_err(|_| SignatureError::Malformed("body is not JSON"))?;
+        let millis = field
+            .and_then(|f| f.as_u64())
+            .ok_or(SignatureError::Malformed("no timestamp in the body"))?;
+        check_timestamp(millis / 1000, request.now(), self.tolerance)
+    }
+}
+
+impl fmt::Debug for HmacScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacScheme")
+            .field("header", &self.header)
+            .field("encoding", &self.encoding)
+            .field("format", &self.format)
+            .field("content", &self.content)
+            .field("timestamp", &self.timestamp)
+            .field("tolerance", &self.tolerance)
+            .field("secrets", &self.keys.len())
+            .finish()
+    }
+}
+
+/// A secret's keyed HMAC state, ready to be cloned for each request.
+#[derive(Clone)]
+enum Keyed {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+}
+
+impl Keyed {
+    fn new(digest: Digest, key: &[u8]) -> Self {
+        const ANY_LENGTH: &str = "HMAC accepts keys of any length";
+        match digest {
+            Digest::Sha1 => Self::Sha1(KeyInit::new_from_slice(key).expect(ANY_LENGTH)),
+            Digest::Sha256 => Self::Sha256(KeyInit::new_from_slice(key).expect(ANY_LENGTH)),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha1(m) => m.update(data),
+            Self::Sha256(m) => m.update(data),
+        }
+    }
+
+    fn finish(self) -> Tag {
+        let mut tag = Tag {
+            bytes: [0; 32],
+            len: 0,
+        };
+        match self {
+            Self::Sha1(m) => tag.fill(&m.finalize().into_bytes()),
+            Self::Sha256(m) => tag.fill(&m.finalize().into_bytes()),
+        }
+        tag
+    }
+}
+
+struct Tag {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Tag {
+    fn fill(&mut self, digest: &[u8]) {
+        self.len = digest.len();
+        self.bytes[..self.len].copy_from_slice(digest);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}

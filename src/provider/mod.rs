@@ -1,0 +1,219 @@
+//! Provider signature schemes: verifying who sent a delivery.
+//!
+//! A [`Scheme`] checks a request's signature against the route's [`Secrets`] and answers which
+//! secret matched, or why none did ([`SignatureError`]). Most providers sign with an HMAC and
+//! differ only in data (header, prefix, digest, encoding, signed content, timestamp), which
+//! [`HmacScheme`] describes; the rest are code. The [`Policy`](crate::Policy) presets
+//! (`Policy::stripe`, `Policy::github`, …) pick the scheme and fill in the provider's documented
+//! facts.
+//!
+//! A failed check answers `401 Unauthorized` without calling the handler, and the report names
+//! the check that failed. Neither the secret nor the expected signature is ever reported.
+
+mod hmac;
+pub(crate) mod peek;
+mod secret;
+mod source;
+
+use std::{fmt, time::SystemTime};
+
+use http::{HeaderMap, HeaderName, Uri};
+
+pub use self::hmac::{Digest, Encoding, HmacScheme, Part, SignatureFormat, TimestampSource};
+pub use secret::{InvalidSecret, Secret, Secrets};
+pub use source::{AttemptSource, Source};
+
+/// Verifies a provider's signature.
+///
+/// Runs on the request path after the body is read, so it must not block. Implement it for a
+/// scheme the presets and [`HmacScheme`] don't cover.
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::provider::{Scheme, SignatureError, SignedRequest, Verified};
+///
+/// /// Accepts requests carrying a shared token in `x-token` (compare in constant time in real code).
+/// struct Token(&'static str);
+///
+/// impl Scheme for Token {
+///     fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, SignatureError> {
+///         let name = http::HeaderName::from_static("x-token");
+///         match req.headers().get(&name) {
+///             None => Err(SignatureError::MissingHeader(name)),
+///             Some(v) if v.as_bytes() == self.0.as_bytes() => Ok(Verified::by_secret(0)),
+///             Some(_) => Err(SignatureError::Mismatch),
+///         }
+///     }
+/// }
+/// ```
+pub trait Scheme: Send + Sync + 'static {
+    /// Checks the request's signature.
+    ///
+    /// # Errors
+    ///
+    /// The check that failed.
+    fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, SignatureError>;
+}
+
+/// What a [`Scheme`] sees of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+    body: &'a [u8],
+    now: SystemTime,
+}
+
+impl<'a> SignedRequest<'a> {
+    /// A request as the layer sees it; `now` is the policy's clock.
+    pub fn new(headers: &'a HeaderMap, uri: &'a Uri, body: &'a [u8], now: SystemTime) -> Self {
+        Self {
+            headers,
+            uri,
+            body,
+            now,
+        }
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request's URI as the server received it (proxies may have rewritten it).
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The current time, by the policy's clock.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    /// The header's value, or [`SignatureError::MissingHeader`].
+    ///
+    /// # Errors
+    ///
+    /// `MissingHeader` when absent; `Malformed` when not visible ASCII.
+    pub fn header(&self, name: &HeaderName) -> Result<&'a str, SignatureError> {
+        self.headers
+            .get(name)
+            .ok_or_else(|| SignatureError::MissingHeader(name.clone()))?
+            .to_str()
+            .map_err(|_| SignatureError::Malformed("header is not visible ASCII"))
+    }
+}
+
+/// A successful verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    secret_index: usize,
+}
+
+impl Verified {
+    /// Verified with the secret at `index` in the route's [`Secrets`].
+    pub fn by_secret(index: usize) -> Self {
+        Self {
+            secret_index: index,
+        }
+    }
+
+    /// Which secret matched (0 for the first): watch it move during a rotation.
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
+    }
+}
+
+/// Why a signature was rejected. Never contains a secret or an expected signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// A header the scheme needs is absent.
+    MissingHeader(HeaderName),
+    /// The signature, its header, or the signed fields cannot be parsed.
+    Malformed(&'static str),
+    /// Well-formed, but no signature matched any secret.
+    Mismatch,
+    /// The signed timestamp is older than the tolerance allows.
+    Stale {
+        /// Seconds between the timestamp and now.
+        age_secs: u64,
+        /// The tolerance, in seconds.
+        tolerance_secs: u64,
+    },
+    /// The signed timestamp is further in the future than the tolerance allows.
+    Future {
+        /// Seconds between now and the timestamp.
+        ahead_secs: u64,
+        /// The tolerance, in seconds.
+        tolerance_secs: u64,
+    },
+    /// The route has no secret to check against.
+    NoSecret,
+}
+
+impl SignatureError {
+    /// The name of the failed check, as in reports: `missing_signature`, `malformed_signature`,
+    /// `bad_signature`, `stale_timestamp`, `future_timestamp`.
+    pub fn check(&self) -> &'static str {
+        crate::RejectReason::from(self).as_str()
+    }
+}
+
+impl fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader(name) => write!(f, "missing header {name}"),
+            Self::Malformed(what) => write!(f, "malformed signature: {what}"),
+            Self::Mismatch => f.write_str("no signature matched any secret"),
+            Self::Stale {
+                age_secs,
+                tolerance_secs,
+            } => write!(
+                f,
+                "timestamp is {age_secs} s old, tolerance is {tolerance_secs} s"
+            ),
+            Self::Future {
+                ahead_secs,
+                tolerance_secs,
+            } => write!(
+                f,
+                "timestamp is {ahead_secs} s in the future, tolerance is {tolerance_secs} s"
+            ),
+            Self::NoSecret => f.write_str("the route has no secret configured"),
+        }
+    }
+}
+
+impl std::error::Error for SignatureError {}
+
+/// Checks a unix timestamp (seconds) against `now`, in both directions.
+pub(crate) fn check_timestamp(
+    ts: u64,
+    now: SystemTime,
+    tolerance: std::time::Duration,
+) -> Result<(), SignatureError> {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let tolerance_secs = tolerance.as_secs();
+    if now > ts && now - ts > tolerance_secs {
+        return Err(SignatureError::Stale {
+            age_secs: now - ts,
+            tolerance_secs,
+        });
+    }
+    if ts > now && ts - now > tolerance_secs {
+        return Err(SignatureError::Future {
+            ahead_secs: ts - now,
+            tolerance_secs,
+        });
+    }
+    Ok(())
+}
