@@ -70,6 +70,8 @@ pub enum FailureKind {
     Marked,
     /// The inner service returned an error instead of a response (never happens under axum).
     ServiceError,
+    /// A 2xx the provider does not count as delivered (Lemon Squeezy accepts only `200`).
+    NotAccepted,
 }
 
 impl FailureKind {
@@ -81,6 +83,7 @@ impl FailureKind {
             Self::ServerError => "server_error",
             Self::Marked => "marked",
             Self::ServiceError => "service_error",
+            Self::NotAccepted => "not_accepted",
         }
     }
 }

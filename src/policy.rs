@@ -83,6 +83,14 @@ impl Policy {
         &self.name
     }
 
+    /// Renames the route in reports. A preset names the route after its provider: rename it when
+    /// several routes use one provider (a Stripe Connect endpoint beside a direct one).
+    #[must_use]
+    pub fn rename(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Names the provider in reports (for example `"acme"`). Defaults to none.
     #[must_use]
     pub fn provider(mut self, provider: impl Into<Arc<str>>) -> Self {

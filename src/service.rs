@@ -161,6 +161,7 @@ where
         // 4. Call the handler with the buffered body, catching a panic in `call` or in its future.
         parts.extensions.insert(rec.delivery.clone());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
+        rec.handler_start = Some(Instant::now());
         // Build the future before awaiting it: a `match` scrutinee stays alive across an `.await` in
         // its arms, which would store the handler's future twice in this one.
         let caught = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
@@ -329,20 +330,18 @@ impl Recorder {
         }
     }
 
-    /// The body is in: record its size, fingerprint and read time; the handler starts now.
+    /// The body is in: record its size, fingerprint and read time.
     fn body_read(&mut self, bytes: &[u8]) {
         self.delivery.body_len = bytes.len() as u64;
         self.delivery.fingerprint = Some(Fingerprint::of(self.shared.policy.fingerprint, bytes));
-        let now = Instant::now();
-        self.body_read = now - self.start;
-        self.handler_start = Some(now);
+        self.body_read = self.start.elapsed();
     }
 
     /// Answers for the layer, without calling the handler.
     fn reject<B: Default>(&mut self, reason: RejectReason, detail: String) -> Response<B> {
         let status = reason.status();
-        if self.handler_start.is_none() {
-            self.body_read = self.start.elapsed();
+        if self.delivery.fingerprint.is_none() {
+            self.body_read = self.start.elapsed(); // rejected while reading
         }
         self.send(
             Some(status),

@@ -8,8 +8,8 @@ use http::HeaderName;
 use subtle::ConstantTimeEq;
 
 use super::{
-    check_timestamp, peek, secret::BASE64_ANY_PAD, Scheme, Secrets, SignatureError, SignedRequest,
-    Verified,
+    check_timestamp, peek, secret::BASE64_SIGNATURE, Scheme, Secrets, SignatureError,
+    SignedRequest, Verified,
 };
 
 /// The hash under the HMAC.
@@ -127,7 +127,8 @@ pub struct HmacScheme {
     content: Vec<Part>,
     timestamp: TimestampSource,
     tolerance: Duration,
-    keys: Vec<Keyed>,
+    /// One keyed state per usable secret, with the secret's index.
+    keys: Vec<(usize, Keyed)>,
 }
 
 impl HmacScheme {
@@ -144,9 +145,8 @@ impl HmacScheme {
     ) -> Self {
         let keys = secrets
             .into()
-            .0
-            .iter()
-            .map(|s| Keyed::new(digest, s.bytes()))
+            .usable()
+            .map(|(index, key)| (index, Keyed::new(digest, key)))
             .collect();
         Self {
             header,
@@ -216,7 +216,7 @@ impl HmacScheme {
         request: &SignedRequest<'_>,
         timestamp: Option<&str>,
     ) -> Result<Option<String>, SignatureError> {
-        let Some(key) = self.keys.get(index) else {
+        let Some((_, key)) = self.keys.iter().find(|(i, _)| *i == index) else {
             return Ok(None);
         };
         let tag = self.tag(key, request, timestamp)?;
@@ -304,7 +304,7 @@ impl HmacScheme {
                 Some(out)
             }
             Encoding::Base64 => {
-                let n = BASE64_ANY_PAD.decode_slice(candidate, buf).ok()?;
+                let n = BASE64_SIGNATURE.decode_slice(candidate, buf).ok()?;
                 Some(&buf[..n])
             }
         }
@@ -327,7 +327,7 @@ impl Scheme for HmacScheme {
         }
         let mut well_formed = false;
         let mut buf = [0u8; 64];
-        for (index, key) in self.keys.iter().enumerate() {
+        for (index, key) in &self.keys {
             let tag = self.tag(key, request, timestamp)?;
             for candidate in self.candidates(value) {
                 let Some(signature) = self.decode(candidate, &mut buf) else {
@@ -336,7 +336,7 @@ impl Scheme for HmacScheme {
                 well_formed = true;
                 if bool::from(signature.ct_eq(tag.as_slice())) {
                     self.check_body_timestamp(request)?;
-                    return Ok(Verified::by_secret(index));
+                    return Ok(Verified::by_secret(*index));
                 }
             }
         }
@@ -425,5 +425,84 @@ impl Tag {
 
     fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use http::{HeaderMap, HeaderValue, Uri};
+
+    use super::*;
+    use crate::provider::Secret;
+
+    fn verify(scheme: &HmacScheme, header: &str, body: &[u8]) -> Result<Verified, SignatureError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            scheme.header().clone(),
+            HeaderValue::from_str(header).unwrap(),
+        );
+        let uri = Uri::from_static("/");
+        scheme.verify(&SignedRequest::new(
+            &headers,
+            &uri,
+            body,
+            SystemTime::UNIX_EPOCH,
+        ))
+    }
+
+    fn github_sig(key: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn an_empty_secret_never_verifies() {
+        // An unset environment variable read as "": the empty key must not let anyone sign.
+        let forged = github_sig("", b"{}");
+        assert_eq!(
+            verify(&HmacScheme::github(""), &forged, b"{}"),
+            Err(SignatureError::NoSecret)
+        );
+        let rotating = HmacScheme::github(["", "real"]);
+        assert_eq!(
+            verify(&rotating, &forged, b"{}"),
+            Err(SignatureError::Mismatch)
+        );
+        let good = github_sig("real", b"{}");
+        assert_eq!(
+            verify(&rotating, &good, b"{}"),
+            Ok(Verified::by_secret(1)),
+            "index kept"
+        );
+    }
+
+    #[test]
+    fn a_base64_signature_has_one_spelling() {
+        // Standard Webhooks V1: the valid signature ends "Kkw="; "Kkx=" decodes to the same
+        // bytes under a lenient decoder (non-zero trailing bits) and must not verify.
+        let secret = Secret::from_base64("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let scheme = HmacScheme::standard_webhooks("webhook", secret)
+            .tolerance(Duration::from_secs(u64::from(u32::MAX)) * 100);
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "webhook-id",
+            HeaderValue::from_static("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+        );
+        headers.insert("webhook-timestamp", HeaderValue::from_static("1649367553"));
+        let uri = Uri::from_static("/");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_649_367_553);
+        let mut check = |sig: &'static str| {
+            headers.insert("webhook-signature", HeaderValue::from_static(sig));
+            scheme.verify(&SignedRequest::new(&headers, &uri, body, now))
+        };
+        assert_eq!(
+            check("v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="),
+            Ok(Verified::by_secret(0))
+        );
+        assert!(check("v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkx=").is_err());
     }
 }

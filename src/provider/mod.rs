@@ -10,17 +10,47 @@
 //! A failed check answers `401 Unauthorized` without calling the handler, and the report names
 //! the check that failed. Neither the secret nor the expected signature is ever reported.
 
+#[cfg(feature = "asymmetric")]
+pub(crate) mod discord;
+mod fallback;
+mod github;
+pub(crate) mod gitlab_token;
 mod hmac;
+mod intercom;
+mod lemon_squeezy;
+mod linear;
+pub(crate) mod mailgun;
+mod paddle;
 pub(crate) mod peek;
+mod razorpay;
 mod secret;
+#[cfg(feature = "asymmetric")]
+pub(crate) mod sendgrid;
+mod shopify;
+mod slack;
 mod source;
+mod square;
+mod standard_webhooks;
+mod stripe;
+#[cfg(test)]
+mod test_support;
+pub(crate) mod twilio;
+mod typeform;
+mod zoom;
 
 use std::{fmt, time::SystemTime};
 
 use http::{HeaderMap, HeaderName, Uri};
 
 pub use self::hmac::{Digest, Encoding, HmacScheme, Part, SignatureFormat, TimestampSource};
+pub use self::{gitlab_token::GitlabTokenScheme, mailgun::MailgunScheme, twilio::TwilioScheme};
+#[cfg(feature = "asymmetric")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asymmetric")))]
+pub use discord::{DiscordScheme, InvalidPublicKey};
 pub use secret::{InvalidSecret, Secret, Secrets};
+#[cfg(feature = "asymmetric")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asymmetric")))]
+pub use sendgrid::SendgridScheme;
 pub use source::{AttemptSource, Source};
 
 /// Verifies a provider's signature.

@@ -16,6 +16,13 @@ pub(crate) const BASE64_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// Standard base64 for signatures: padding optional, but non-zero trailing bits rejected, so
+/// that one signature has one spelling.
+pub(crate) const BASE64_SIGNATURE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// One signing key. Never printed: its `Debug` shows `Secret(..)`.
 ///
 /// Most providers use the secret string's bytes as the key ([`Secret::new`]); Standard Webhooks,
@@ -116,9 +123,20 @@ impl Secrets {
         self.0.len()
     }
 
-    /// `true` when there is none: every signature is then rejected.
+    /// `true` when there is none: every signature is then rejected as having no secret.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The secrets a scheme may key with, with their positions. An empty secret is skipped: it
+    /// would let anyone sign (an unset variable read as `""`), and a route with only empty
+    /// secrets rejects every delivery as having no secret.
+    pub(crate) fn usable(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(index, secret)| (index, secret.bytes()))
+            .filter(|(_, key)| !key.is_empty())
     }
 
     /// Parses base64 secrets (`whsec_…`, as Standard Webhooks issues them).

@@ -222,6 +222,13 @@ impl fmt::Display for DeliveryReport {
             self.handler,
             self.total
         )?;
+        match self.delivery.signature() {
+            crate::SignatureStatus::Unchecked => {}
+            crate::SignatureStatus::Verified { secret_index } => {
+                write!(f, " signature=verified(secret {secret_index})")?;
+            }
+            other => write!(f, " signature={}", other.as_str())?,
+        }
         for name in self.flags.names() {
             write!(f, " [{name}]")?;
         }
