@@ -26,7 +26,7 @@ use serde_json::Value;
 use webhook_monitor::{
     provider::Source,
     report::{Reporter, Sink, SinkError},
-    Delivery, Mark, Policy, Report, WebhookMonitorLayer,
+    testing, Delivery, Mark, Policy, Report, WebhookMonitorLayer,
 };
 
 /// Per (route, outcome): how many, and the longest total time.
@@ -95,10 +95,10 @@ fn app(reporter: Reporter) -> Router {
         .timeout_budget(Duration::from_millis(500))
         .delivery_id(Source::header("x-delivery-id"))
         .event_type(Source::header("x-event-type"));
-    let payments_policy = Policy::custom("payments")
-        .provider("pay")
-        .timeout_budget(Duration::from_secs(3))
-        .delivery_id(Source::header("x-delivery-id"));
+    // Payments come from Stripe: signed, identified by the event id in the body.
+    let payments_policy = Policy::stripe(STRIPE_SECRET)
+        .rename("payments")
+        .timeout_budget(Duration::from_secs(3));
     Router::new()
         .route(
             "/webhooks/orders",
@@ -112,12 +112,27 @@ fn app(reporter: Reporter) -> Router {
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// The demo's Stripe signing secret (a real route reads it from its configuration).
+const STRIPE_SECRET: &str = "whsec_demo_secret";
+
+/// How the tour signs a delivery.
+#[derive(Clone, Copy, PartialEq)]
+enum Signing {
+    /// Correctly, now.
+    Valid,
+    /// With the wrong secret.
+    Forged,
+    /// Correctly, but an hour ago: a replay.
+    Stale,
+}
+
 struct Step {
     what: &'static str,
     path: &'static str,
     body: Vec<u8>,
     give_up_after: Option<Duration>,
     break_mid_body: bool,
+    signing: Signing,
 }
 
 fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Step {
@@ -127,66 +142,71 @@ fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Ste
         body: body.into(),
         give_up_after: None,
         break_mid_body: false,
+        signing: Signing::Valid,
     }
 }
 
+const ORDERS: &str = "/webhooks/orders";
+const PAYMENTS: &str = "/webhooks/payments";
+
 fn tour() -> Vec<Step> {
+    let paid = r#"{"id":"evt_1","type":"payment_intent.succeeded","amount":1200}"#;
     vec![
         step(
             "a normal order",
-            "/webhooks/orders",
+            ORDERS,
             r#"{"order_id":"A-1","items":[1,2]}"#,
         ),
-        step(
-            "a normal payment",
-            "/webhooks/payments",
-            r#"{"amount":1200}"#,
-        ),
+        step("a normal payment, signed by Stripe", PAYMENTS, paid),
+        Step {
+            signing: Signing::Forged,
+            ..step("a payment with a forged signature", PAYMENTS, paid)
+        },
+        Step {
+            signing: Signing::Stale,
+            ..step("the same payment replayed an hour later", PAYMENTS, paid)
+        },
         step(
             "an order that takes 420 ms of its 500 ms budget",
-            "/webhooks/orders",
+            ORDERS,
             r#"{"order_id":"A-2","work_ms":420}"#,
         ),
         step(
             "an order answered after the provider gave up (600 ms)",
-            "/webhooks/orders",
+            ORDERS,
             r#"{"order_id":"A-3","work_ms":600}"#,
         ),
         step(
             "a payment the handler fails with 503",
-            "/webhooks/payments",
-            r#"{"amount":0}"#,
+            PAYMENTS,
+            r#"{"id":"evt_3","type":"charge.failed","amount":0}"#,
         ),
-        step(
-            "a payment that is not JSON",
-            "/webhooks/payments",
-            "amount=12",
-        ),
+        step("a payment that is not JSON", PAYMENTS, "amount=12"),
         step(
             "a payment to an endpoint that moved (308)",
-            "/webhooks/payments",
-            r#"{"amount":5,"api":"v1"}"#,
+            PAYMENTS,
+            r#"{"id":"evt_4","type":"charge.succeeded","amount":5,"api":"v1"}"#,
         ),
         step(
             "an order with no order_id: a silent failure behind a 200",
-            "/webhooks/orders",
+            ORDERS,
             r#"{"items":[]}"#,
         ),
         step(
             "a 20 KiB order on a 16 KiB route",
-            "/webhooks/orders",
+            ORDERS,
             vec![b' '; 20 * 1024],
         ),
         step(
             "an order that hits a bug",
-            "/webhooks/orders",
+            ORDERS,
             r#"{"order_id":"A-4","explode":true}"#,
         ),
         Step {
             give_up_after: Some(Duration::from_millis(100)),
             ..step(
                 "an order whose sender hangs up after 100 ms",
-                "/webhooks/orders",
+                ORDERS,
                 r#"{"order_id":"A-5","work_ms":2000}"#,
             )
         },
@@ -194,7 +214,7 @@ fn tour() -> Vec<Step> {
             break_mid_body: true,
             ..step(
                 "an order whose connection breaks mid-body",
-                "/webhooks/orders",
+                ORDERS,
                 r#"{"order_id":"A-6","#,
             )
         },
@@ -253,7 +273,7 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-2\",\"work_ms\":700}}'  # late");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-3\",\"explode\":true}}'  # panic");
         println!(
-            "  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 503"
+            "  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 401: not signed"
         );
         println!("  head -c 20000 /dev/zero | curl -i -X POST http://{addr}/webhooks/orders --data-binary @-  # 413");
         println!("\nCtrl-C to stop.");
@@ -262,11 +282,21 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         println!("webhook-monitor demo: two monitored routes on http://{addr}\n");
         let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
         for (i, s) in tour().into_iter().enumerate() {
-            let req = http::Request::post(format!("http://{addr}{}", s.path))
+            let mut req = http::Request::post(format!("http://{addr}{}", s.path))
                 .header("x-delivery-id", format!("d-{}", i + 1))
                 .header("x-event-type", "order.created")
                 .header("content-type", "application/json")
                 .body(body(&s))?;
+            if s.path == PAYMENTS {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+                let (secret, at) = match s.signing {
+                    Signing::Valid => (STRIPE_SECRET, now.as_secs()),
+                    Signing::Forged => ("whsec_someone_else", now.as_secs()),
+                    Signing::Stale => (STRIPE_SECRET, now.as_secs() - 3600),
+                };
+                req.headers_mut()
+                    .extend(testing::stripe(secret, &s.body, at));
+            }
             let call = client.request(req);
             let answer = match s.give_up_after {
                 Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -289,13 +319,13 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
     drop(reporter);
     guard.shutdown(Duration::from_secs(5)).await?;
     println!(
-        "\nSummary\n  {:<10} {:<24} {:>5} {:>12}",
+        "\nSummary\n  {:<10} {:<28} {:>5} {:>12}",
         "route", "outcome", "count", "max total"
     );
     let tally = sink.tally.lock().unwrap_or_else(|e| e.into_inner());
     for ((route, outcome), (count, max)) in tally.iter() {
         println!(
-            "  {route:<10} {outcome:<24} {count:>5} {:>12}",
+            "  {route:<10} {outcome:<28} {count:>5} {:>12}",
             format!("{max:.1?}")
         );
     }

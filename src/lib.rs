@@ -51,8 +51,10 @@
 //! # Features
 //!
 //! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
+//! - `asymmetric`: Discord (Ed25519) and SendGrid (ECDSA P-256) signatures.
 //!
-//! The in-memory pieces and the `tracing` and JSON-lines sinks need no feature.
+//! The HMAC providers, the in-memory pieces and the `tracing` and JSON-lines sinks need no
+//! feature.
 //!
 //! # Backpressure
 //!
@@ -70,6 +72,7 @@ mod policy;
 pub mod provider;
 pub mod report;
 mod service;
+pub mod testing;
 
 pub use body::WebhookBody;
 #[cfg(feature = "axum")]
