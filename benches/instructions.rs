@@ -2,7 +2,10 @@
 //! deterministic where wall-clock time is not). `scripts/instructions.sh` runs it twice per
 //! variant and divides the difference by the difference in requests, which cancels setup.
 //!
-//! Usage: `instructions <variant> <requests>`; variants as in `benches/support/mod.rs`.
+//! Usage: `instructions <variant> <requests>`; variants as in `benches/support/mod.rs`, or
+//! `verify-raw`, `verify-stripe`, `verify-sw`, `verify-reference` (one signature check of a
+//! 2 KiB body per iteration: raw HMAC-SHA256, the Stripe and Standard Webhooks schemes, and the
+//! reference `standardwebhooks` crate).
 
 mod support;
 
@@ -15,6 +18,9 @@ fn main() {
         return;
     };
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    if let Some(scheme) = variant.strip_prefix("verify-") {
+        return verify(scheme, n);
+    }
     let rt = support::runtime();
     let body = support::payload();
     rt.block_on(async {
@@ -28,4 +34,64 @@ fn main() {
                 .expect("drained");
         }
     });
+}
+
+/// `n` signature checks of the same 2 KiB message with `scheme`.
+fn verify(scheme: &str, n: u64) {
+    use std::hint::black_box;
+
+    use hmac::{KeyInit, Mac};
+    use http::{HeaderMap, Uri};
+    use webhook_monitor::{
+        provider::{HmacScheme, Scheme, Secret, SignedRequest},
+        testing,
+    };
+
+    const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = support::payload().to_vec();
+    let t = 1_700_000_000;
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(t);
+    let uri = Uri::from_static("/hook");
+    let sw_headers = testing::standard_webhooks("webhook", SW_SECRET, "msg_1", &body, t)
+        .expect("base64 secret");
+    let check = |scheme: &dyn Scheme, headers: &HeaderMap| {
+        let request = SignedRequest::new(headers, &uri, &body, now);
+        assert!(scheme.verify(&request).is_ok());
+        for _ in 0..n {
+            black_box(scheme.verify(black_box(&request)).is_ok());
+        }
+    };
+    match scheme {
+        "raw" => {
+            let keyed = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"whsec_test").expect("any key");
+            for _ in 0..n {
+                let mut mac = keyed.clone();
+                mac.update(black_box(&body));
+                black_box(mac.finalize().into_bytes());
+            }
+        }
+        "stripe" => check(
+            &HmacScheme::stripe("whsec_test"),
+            &testing::stripe("whsec_test", &body, t),
+        ),
+        "sw" => check(
+            &HmacScheme::standard_webhooks("webhook", Secret::from_base64(SW_SECRET).expect("b64")),
+            &sw_headers,
+        ),
+        "reference" => {
+            // The reference crate checks the timestamp against the real clock: sign for now.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs();
+            let headers = testing::standard_webhooks("webhook", SW_SECRET, "msg_1", &body, t)
+                .expect("base64 secret");
+            let reference = standardwebhooks::Webhook::new(SW_SECRET).expect("secret");
+            assert!(reference.verify(&body, &headers).is_ok());
+            for _ in 0..n {
+                black_box(reference.verify(black_box(&body), black_box(&headers)).is_ok());
+            }
+        }
+        other => panic!("unknown verify variant {other}"),
+    }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per request for each server variant, counted by callgrind (deterministic).
+# VARIANTS overrides the list, e.g. VARIANTS="verify-raw verify-sw verify-reference".
 # Runs each variant with N1 and N2 requests and prints (I(N2) - I(N1)) / (N2 - N1), so that
 # process and runtime setup cancel out. Worker and sink costs are included (same thread).
 set -euo pipefail
@@ -15,7 +16,7 @@ total() {
 }
 printf '%-16s %12s %12s\n' variant instr/req "added"
 base=""
-for v in bare trace monitored monitored-json; do
+for v in ${VARIANTS:-bare trace monitored monitored-json}; do
   a=$(total "$v" "$N1"); b=$(total "$v" "$N2")
   per=$(( (b - a) / (N2 - N1) ))
   [ -n "$base" ] || base=$per
