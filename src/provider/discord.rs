@@ -51,7 +51,7 @@ pub struct DiscordScheme {
 
 impl DiscordScheme {
     /// The default timestamp tolerance, in both directions: 5 minutes.
-    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_TOLERANCE: Duration = super::DEFAULT_TOLERANCE;
 
     /// A scheme accepting signatures by any of these public keys, each written in hex (64
     /// characters, either case) as the Discord Developer Portal shows it. Defaults:

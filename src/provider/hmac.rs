@@ -133,7 +133,7 @@ pub struct HmacScheme {
 
 impl HmacScheme {
     /// The default timestamp tolerance, in both directions: 5 minutes.
-    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_TOLERANCE: Duration = super::DEFAULT_TOLERANCE;
 
     /// A scheme whose header holds one signature of the raw body. Defaults: no prefix, no
     /// timestamp, [`Self::DEFAULT_TOLERANCE`].

@@ -51,7 +51,7 @@ pub struct MailgunScheme {
 
 impl MailgunScheme {
     /// The default timestamp tolerance, in both directions: 5 minutes.
-    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_TOLERANCE: Duration = super::DEFAULT_TOLERANCE;
 
     /// Checks signatures made with any of `signing_keys`. The tolerance defaults to
     /// [`Self::DEFAULT_TOLERANCE`].

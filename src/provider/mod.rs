@@ -223,6 +223,10 @@ impl fmt::Display for SignatureError {
 
 impl std::error::Error for SignatureError {}
 
+/// The default timestamp tolerance of every scheme, in both directions: 5 minutes (what the
+/// providers' own libraries use).
+pub const DEFAULT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Checks a unix timestamp (seconds) against `now`, in both directions.
 pub(crate) fn check_timestamp(
     ts: u64,

@@ -57,7 +57,7 @@ pub struct SendgridScheme {
 
 impl SendgridScheme {
     /// The default timestamp tolerance, in both directions: 5 minutes.
-    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_TOLERANCE: Duration = super::DEFAULT_TOLERANCE;
 
     /// A scheme accepting signatures by any of these public keys, each the base64 DER
     /// (SubjectPublicKeyInfo) string that SendGrid shows as the "Verification Key" and returns
