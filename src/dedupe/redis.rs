@@ -1,0 +1,1005 @@
+//! [`RedisStore`]: the fleet-wide [`DedupeStore`], on redis-rs's managed connection.
+
+use std::{
+    fmt,
+    sync::{Arc, LazyLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ::redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, ConnectionAddr, RedisError, Script, ScriptInvocation, Value,
+};
+
+use super::{Claim, DedupeStore, StoreError, StoreFuture, Token};
+
+/// The key prefix when none is set.
+const DEFAULT_PREFIX: &str = "webhook-monitor:";
+/// The per-operation timeout when none is set; also bounds each connection attempt.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Times and TTLs are capped at this many milliseconds (see `clamp_millis`).
+const MAX_MILLIS: u64 = 1 << 53;
+
+/// Claims a key. `KEYS[1]`: the key. `ARGV`: token (32 hex digits), now (ms since the epoch),
+/// in-flight TTL (ms). Returns `{code, attempts, ms}`: `{0, attempt, first_seen}` claimed,
+/// `{1, attempts, 0}` in flight, `{2, attempts, completed}` done.
+const CLAIM_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 's', 't', 'a', 'f', 'c')
+local state = v[1]
+if state == 'f' then
+  local a = tonumber(v[3])
+  if not a then return redis.error_reply('webhook-monitor: malformed in-flight entry') end
+  return {1, a, 0}
+elseif state == 'd' then
+  local a, c = tonumber(v[3]), tonumber(v[5])
+  if not (a and c) then return redis.error_reply('webhook-monitor: malformed done entry') end
+  return {2, a, c}
+end
+local attempt, first = 1, ARGV[2]
+if state == 'r' then
+  local a = tonumber(v[3])
+  if not (a and tonumber(v[4])) then
+    return redis.error_reply('webhook-monitor: malformed released entry')
+  end
+  attempt, first = a + 1, v[4]
+elseif state or redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('webhook-monitor: unknown entry at key')
+end
+redis.call('HSET', KEYS[1], 's', 'f', 't', ARGV[1], 'a', attempt, 'f', first)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {0, attempt, tonumber(first)}
+";
+
+/// Completes a claim. `KEYS[1]`: the key. `ARGV`: token, now (ms), window (ms). Returns 1 if the
+/// token owned the live claim (the entry is now done), 0 otherwise (nothing changed).
+const COMPLETE_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] ~= 'f' or v[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 's', 'd', 'c', ARGV[2])
+redis.call('HDEL', KEYS[1], 't')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Releases a claim. `KEYS[1]`: the key. `ARGV`: token, window (ms). Returns 1 if the token owned
+/// the live claim (the entry is now released, history kept), 0 otherwise (nothing changed).
+const RELEASE_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] ~= 'f' or v[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 's', 'r')
+redis.call('HDEL', KEYS[1], 't')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM_LUA));
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(COMPLETE_LUA));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
+
+/// A [`DedupeStore`] in Redis, shared by every instance of an application (feature `redis`).
+///
+/// Built on [redis-rs](https://docs.rs/redis)'s [`ConnectionManager`]: one multiplexed
+/// connection, shared by every clone of the store, that reconnects on its own after Redis
+/// restarts. Each operation is one Lua script, so it is atomic across the fleet and costs one
+/// round trip (`EVALSHA`; after Redis lost its script cache, the first call per script also
+/// loads it, once).
+///
+/// # Storage
+///
+/// A delivery's key is stored at `prefix + key` (see [`key_prefix`](Self::key_prefix)) as a
+/// small hash, whose Redis TTL is the state's lifetime:
+///
+/// | state     | fields                               | TTL                            |
+/// |-----------|--------------------------------------|--------------------------------|
+/// | in flight | owner token, attempts, first seen    | the claim's `in_flight_ttl`    |
+/// | released  | attempts, first seen                 | the `window` given to release  |
+/// | done      | attempts, first seen, completed at   | the `window` given to complete |
+///
+/// The times stored are the `now` values the layer passes (milliseconds since the Unix epoch),
+/// so every instance reads back the same first-seen and completed-at times; expiry is Redis's
+/// own (`PEXPIRE`), so no instance's clock decides when a claim lapses. Keys are hashes of 3 or
+/// 4 short fields (Redis's compact listpack encoding): about 150–190 bytes per key in Redis 7
+/// with a 60-byte key name.
+///
+/// History lives only as long as its entry: a released entry remembers the attempt count and
+/// first-seen time for its window, but a claim whose owner died expires after `in_flight_ttl`
+/// together with that history, so the next claim counts as attempt 1 again.
+///
+/// # Failures
+///
+/// Every operation is bounded by [`timeout`](Self::timeout) (default 1 s). A refused
+/// connection, a timeout, a script error or an unexpected stored value is a [`StoreError`]
+/// (then the route's store-failure policy applies), never a panic. While Redis is down,
+/// operations fail fast with the connection error; once it is back, the same store works again.
+///
+/// An operation that timed out may still have been applied by Redis: a claim that timed out
+/// can hold the key until its `in_flight_ttl` expires unless the same token releases it.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use webhook_monitor::dedupe::RedisStore;
+///
+/// # async fn run() -> Result<(), webhook_monitor::dedupe::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/")
+///     .await?
+///     .key_prefix("myapp:dedupe:")
+///     .timeout(Duration::from_millis(250));
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+    /// `host:port` or the socket path, for `Debug` (never the password); `None` when the
+    /// store was given a connection.
+    addr: Option<Arc<str>>,
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url`, such as `"redis://127.0.0.1:6379/"` (see
+    /// [redis-rs's URL format](https://docs.rs/redis/1/redis/#connection-parameters)).
+    ///
+    /// Fails if the URL is invalid or Redis does not accept the connection within 1 s. The
+    /// connection reconnects on demand after that: while Redis is unreachable each operation
+    /// makes one fresh attempt (bounded by 1 s) and fails fast.
+    ///
+    /// `rediss://` (TLS) needs one of redis-rs's TLS features, such as `tokio-rustls-comp`,
+    /// enabled by the application's own `redis` dependency.
+    pub async fn connect(url: impl AsRef<str>) -> Result<Self, StoreError> {
+        let client = Client::open(url.as_ref()).map_err(|e| StoreError::new(Error::Connect(e)))?;
+        Self::from_client(client).await
+    }
+
+    /// Connects with a [`redis::Client`](::redis::Client), as [`connect`](Self::connect) does:
+    /// for settings a URL cannot carry, build the client from a
+    /// [`redis::ConnectionInfo`](::redis::ConnectionInfo).
+    pub async fn from_client(client: Client) -> Result<Self, StoreError> {
+        let addr = match client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                format!("{host}:{port}")
+            }
+            ConnectionAddr::Unix(path) => path.display().to_string(),
+            _ => "(other)".to_owned(),
+        };
+        // No retries inside one reconnection: an operation that finds the connection down
+        // triggers a fresh attempt, so errors come fast while Redis is down and the first
+        // operation after it is back succeeds.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+            .set_response_timeout(None);
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let connection = match tokio::time::timeout(DEFAULT_TIMEOUT, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => return Err(StoreError::new(Error::Connect(e))),
+            Err(_) => {
+                return Err(StoreError::new(Error::TimedOut {
+                    op: "connect",
+                    after: DEFAULT_TIMEOUT,
+                }))
+            }
+        };
+        Ok(Self {
+            addr: Some(addr.into()),
+            ..Self::from_connection_manager(connection)
+        })
+    }
+
+    /// Uses an existing managed connection, as configured by its owner (reconnection,
+    /// timeouts). Does no I/O.
+    pub fn from_connection_manager(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            prefix: DEFAULT_PREFIX.into(),
+            timeout: DEFAULT_TIMEOUT,
+            addr: None,
+        }
+    }
+
+    /// Prepends `prefix` to every key, so applications sharing a Redis keep apart.
+    ///
+    /// Default: `"webhook-monitor:"`.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    /// Fails an operation that takes longer than `timeout` with a [`StoreError`], so a hung
+    /// Redis does not hold the request.
+    ///
+    /// Default: 1 s.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+
+    /// Runs one script invocation, bounded by the timeout.
+    async fn run(
+        &self,
+        op: &'static str,
+        invocation: ScriptInvocation<'static>,
+    ) -> Result<Value, StoreError> {
+        let mut connection = self.connection.clone();
+        let attempt = async {
+            match invocation.invoke_async::<Value>(&mut connection).await {
+                // A refused connection sent nothing: the manager is reconnecting now, so one
+                // more try on the fresh connection is safe, and succeeds once Redis is back.
+                Err(e) if e.is_connection_refusal() => {
+                    invocation.invoke_async::<Value>(&mut connection).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => Err(StoreError::new(Error::Redis { op, source })),
+            Err(_) => Err(StoreError::new(Error::TimedOut {
+                op,
+                after: self.timeout,
+            })),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("RedisStore");
+        if let Some(addr) = &self.addr {
+            s.field("addr", addr);
+        }
+        s.field("key_prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DedupeStore for RedisStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        in_flight_ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let now = millis_since_epoch(now)?;
+            let mut invocation = CLAIM.prepare_invoke();
+            invocation
+                .key(self.key(key))
+                .arg(token_arg(token))
+                .arg(now)
+                .arg(ttl_millis(in_flight_ttl));
+            let value = self.run("claim", invocation).await?;
+            parse_claim(&value).ok_or_else(|| malformed("claim", &value))
+        })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        window: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let now = millis_since_epoch(now)?;
+            let mut invocation = COMPLETE.prepare_invoke();
+            invocation
+                .key(self.key(key))
+                .arg(token_arg(token))
+                .arg(now)
+                .arg(ttl_millis(window));
+            let value = self.run("complete", invocation).await?;
+            parse_bool(&value).ok_or_else(|| malformed("complete", &value))
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        window: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut invocation = RELEASE.prepare_invoke();
+            invocation
+                .key(self.key(key))
+                .arg(token_arg(token))
+                .arg(ttl_millis(window));
+            let value = self.run("release", invocation).await?;
+            parse_bool(&value).ok_or_else(|| malformed("release", &value))
+        })
+    }
+}
+
+fn token_arg(token: Token) -> String {
+    format!("{:032x}", token.get())
+}
+
+fn millis_since_epoch(now: SystemTime) -> Result<u64, StoreError> {
+    let since = now
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| StoreError::new(Error::ClockBeforeEpoch))?;
+    Ok(clamp_millis(since.as_millis()))
+}
+
+/// A TTL in ms, at least 1 (Redis deletes a key given a TTL of 0).
+fn ttl_millis(ttl: Duration) -> u64 {
+    clamp_millis(ttl.as_millis().max(1))
+}
+
+/// Caps milliseconds at 2^53 (about 285,000 years), where Lua's doubles are still exact and
+/// Redis's expiry arithmetic cannot overflow.
+fn clamp_millis(ms: u128) -> u64 {
+    u64::try_from(ms).map_or(MAX_MILLIS, |ms| ms.min(MAX_MILLIS))
+}
+
+fn to_time(ms: i64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
+}
+
+fn parse_claim(value: &Value) -> Option<Claim> {
+    let Value::Array(items) = value else {
+        return None;
+    };
+    let [Value::Int(code), Value::Int(attempts), Value::Int(ms)] = items.as_slice() else {
+        return None;
+    };
+    let attempts = u32::try_from(*attempts).ok().filter(|&a| a >= 1)?;
+    match code {
+        0 => Some(Claim::Claimed {
+            attempt: attempts,
+            first_seen: to_time(*ms)?,
+        }),
+        1 => Some(Claim::InFlight { attempts }),
+        2 => Some(Claim::Done {
+            attempts,
+            completed_at: to_time(*ms)?,
+        }),
+        _ => None,
+    }
+}
+
+fn parse_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Int(0) => Some(false),
+        Value::Int(1) => Some(true),
+        _ => None,
+    }
+}
+
+fn malformed(op: &'static str, value: &Value) -> StoreError {
+    StoreError::new(Error::Malformed {
+        op,
+        value: format!("{value:?}"),
+    })
+}
+
+/// What went wrong, inside a [`StoreError`].
+#[derive(Debug)]
+enum Error {
+    Connect(RedisError),
+    Redis {
+        op: &'static str,
+        source: RedisError,
+    },
+    TimedOut {
+        op: &'static str,
+        after: Duration,
+    },
+    Malformed {
+        op: &'static str,
+        value: String,
+    },
+    ClockBeforeEpoch,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "cannot connect to redis: {e}"),
+            Self::Redis { op, source } => write!(f, "redis {op} failed: {source}"),
+            Self::TimedOut { op, after } => write!(f, "redis {op} timed out after {after:?}"),
+            Self::Malformed { op, value } => write!(f, "redis {op}: unexpected reply {value}"),
+            Self::ClockBeforeEpoch => f.write_str("the clock is before the Unix epoch"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect(e) | Self::Redis { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(60);
+    const IN_FLIGHT: Duration = Duration::from_secs(30);
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_123) + Duration::from_secs(secs)
+    }
+
+    /// A store on `REDIS_URL` under a fresh random prefix, or `None` (with the reason printed)
+    /// when `REDIS_URL` is not set.
+    async fn store(test: &str) -> Option<RedisStore> {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            eprintln!("skipping {test}: REDIS_URL is not set");
+            return None;
+        };
+        let store = RedisStore::connect(url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("REDIS_URL={url} does not answer: {e}"));
+        Some(store.key_prefix(unique_prefix(test)))
+    }
+
+    fn unique_prefix(test: &str) -> String {
+        format!(
+            "webhook-monitor-test:{test}:{:032x}:",
+            Token::random().get()
+        )
+    }
+
+    #[test]
+    fn store_is_a_shareable_dedupe_store() {
+        fn assert_bounds<T: Clone + Send + Sync + 'static>() {}
+        assert_bounds::<RedisStore>();
+        fn as_dyn(store: RedisStore) -> Arc<dyn DedupeStore> {
+            Arc::new(store)
+        }
+        let _ = as_dyn;
+    }
+
+    #[test]
+    fn millisecond_conversions_clamp_instead_of_failing() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(1500)), 1);
+        assert_eq!(ttl_millis(Duration::from_millis(200)), 200);
+        assert_eq!(ttl_millis(Duration::MAX), MAX_MILLIS);
+        assert_eq!(millis_since_epoch(t(0)).unwrap(), 1_700_000_000_123);
+        assert!(millis_since_epoch(UNIX_EPOCH - Duration::from_secs(1)).is_err());
+        assert_eq!(to_time(1_700_000_000_123), Some(t(0)));
+        assert_eq!(to_time(-1), None);
+    }
+
+    #[test]
+    fn replies_other_than_the_scripts_are_rejected() {
+        let int = Value::Int;
+        let claim = |items: Vec<Value>| parse_claim(&Value::Array(items));
+        assert_eq!(
+            claim(vec![int(0), int(2), int(1_700_000_000_123)]),
+            Some(Claim::Claimed {
+                attempt: 2,
+                first_seen: t(0)
+            })
+        );
+        assert_eq!(
+            claim(vec![int(1), int(3), int(0)]),
+            Some(Claim::InFlight { attempts: 3 })
+        );
+        assert_eq!(claim(vec![int(3), int(1), int(0)]), None);
+        assert_eq!(claim(vec![int(0), int(0), int(0)]), None);
+        assert_eq!(claim(vec![int(0), int(1 << 40), int(0)]), None);
+        assert_eq!(claim(vec![int(2), int(1), int(-5)]), None);
+        assert_eq!(claim(vec![int(0), int(1)]), None);
+        assert_eq!(parse_claim(&Value::Nil), None);
+        assert_eq!(parse_claim(&Value::BulkString(b"0".to_vec())), None);
+        assert_eq!(parse_bool(&int(1)), Some(true));
+        assert_eq!(parse_bool(&int(0)), Some(false));
+        assert_eq!(parse_bool(&int(2)), None);
+        assert_eq!(parse_bool(&Value::Okay), None);
+    }
+
+    #[tokio::test]
+    async fn claim_complete_release_state_machine() {
+        let Some(store) = store("state_machine").await else {
+            return;
+        };
+        let (first, second, third) = (Token::random(), Token::random(), Token::random());
+
+        let claim = store.claim("evt_1", first, IN_FLIGHT, t(0)).await.unwrap();
+        assert_eq!(
+            claim,
+            Claim::Claimed {
+                attempt: 1,
+                first_seen: t(0)
+            }
+        );
+        let copy = store.claim("evt_1", second, IN_FLIGHT, t(1)).await.unwrap();
+        assert_eq!(copy, Claim::InFlight { attempts: 1 });
+
+        // Only the owner's token finalises.
+        assert!(!store.complete("evt_1", second, WINDOW, t(2)).await.unwrap());
+        assert!(!store.release("evt_1", second, WINDOW).await.unwrap());
+        assert!(store.complete("evt_1", first, WINDOW, t(3)).await.unwrap());
+
+        let done = store.claim("evt_1", third, IN_FLIGHT, t(4)).await.unwrap();
+        assert_eq!(
+            done,
+            Claim::Done {
+                attempts: 1,
+                completed_at: t(3)
+            }
+        );
+        // A done key is no longer owned by anyone.
+        assert!(!store.complete("evt_1", first, WINDOW, t(5)).await.unwrap());
+        assert!(!store.release("evt_1", first, WINDOW).await.unwrap());
+        // Unknown keys have no owner either.
+        assert!(!store
+            .complete("evt_none", first, WINDOW, t(5))
+            .await
+            .unwrap());
+        assert!(!store.release("evt_none", first, WINDOW).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn release_keeps_history_for_the_retry() {
+        let Some(store) = store("release").await else {
+            return;
+        };
+        let (first, second, third) = (Token::random(), Token::random(), Token::random());
+
+        store.claim("evt_2", first, IN_FLIGHT, t(0)).await.unwrap();
+        assert!(store.release("evt_2", first, WINDOW).await.unwrap());
+        assert!(
+            !store.release("evt_2", first, WINDOW).await.unwrap(),
+            "released once"
+        );
+
+        let retry = store
+            .claim("evt_2", second, IN_FLIGHT, t(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            retry,
+            Claim::Claimed {
+                attempt: 2,
+                first_seen: t(0)
+            }
+        );
+        let copy = store.claim("evt_2", third, IN_FLIGHT, t(61)).await.unwrap();
+        assert_eq!(copy, Claim::InFlight { attempts: 2 });
+        assert!(!store.complete("evt_2", first, WINDOW, t(62)).await.unwrap());
+        assert!(store
+            .complete("evt_2", second, WINDOW, t(62))
+            .await
+            .unwrap());
+        let done = store.claim("evt_2", third, IN_FLIGHT, t(63)).await.unwrap();
+        assert_eq!(
+            done,
+            Claim::Done {
+                attempts: 2,
+                completed_at: t(62)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_expire_with_their_ttl() {
+        let Some(store) = store("expiry").await else {
+            return;
+        };
+        let short = Duration::from_millis(200);
+        let wait = || tokio::time::sleep(Duration::from_millis(400));
+        let (a, b, c) = (Token::random(), Token::random(), Token::random());
+
+        // An abandoned claim becomes claimable again; its history goes with it.
+        store.claim("in_flight", a, IN_FLIGHT, t(0)).await.unwrap();
+        assert!(store.release("in_flight", a, WINDOW).await.unwrap());
+        let second = store.claim("in_flight", b, short, t(1)).await.unwrap();
+        assert!(matches!(second, Claim::Claimed { attempt: 2, .. }));
+        wait().await;
+        let after = store.claim("in_flight", c, IN_FLIGHT, t(2)).await.unwrap();
+        assert_eq!(
+            after,
+            Claim::Claimed {
+                attempt: 1,
+                first_seen: t(2)
+            }
+        );
+        assert!(!store.complete("in_flight", b, WINDOW, t(3)).await.unwrap());
+        assert!(!store.release("in_flight", b, WINDOW).await.unwrap());
+
+        // A done entry lasts its window, then the key is new.
+        store.claim("done", a, IN_FLIGHT, t(0)).await.unwrap();
+        assert!(store.complete("done", a, short, t(1)).await.unwrap());
+        let dup = store.claim("done", b, IN_FLIGHT, t(1)).await.unwrap();
+        assert!(matches!(dup, Claim::Done { attempts: 1, .. }));
+        wait().await;
+        let fresh = store.claim("done", c, IN_FLIGHT, t(2)).await.unwrap();
+        assert!(matches!(fresh, Claim::Claimed { attempt: 1, .. }));
+
+        // So does a released one.
+        store.claim("released", a, IN_FLIGHT, t(0)).await.unwrap();
+        assert!(store.release("released", a, short).await.unwrap());
+        wait().await;
+        let fresh = store.claim("released", b, IN_FLIGHT, t(2)).await.unwrap();
+        assert_eq!(
+            fresh,
+            Claim::Claimed {
+                attempt: 1,
+                first_seen: t(2)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_layout_and_ttls() {
+        let Some(store) = store("layout").await else {
+            return;
+        };
+        let store = store.key_prefix(unique_prefix("layout"));
+        let key = format!("{}evt_3", store.prefix);
+        let mut raw = store.connection.clone();
+        let fields = |raw: &mut ConnectionManager| {
+            let mut raw = raw.clone();
+            let key = key.clone();
+            async move {
+                let mut map: Vec<(String, String)> = ::redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                map.sort();
+                let ttl: i64 = ::redis::cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                (map, ttl)
+            }
+        };
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let token = Token::from_u128(0xabc);
+
+        store.claim("evt_3", token, IN_FLIGHT, t(0)).await.unwrap();
+        let (map, ttl) = fields(&mut raw).await;
+        assert_eq!(
+            map,
+            vec![
+                pair("a", "1"),
+                pair("f", "1700000000123"),
+                pair("s", "f"),
+                pair("t", "00000000000000000000000000000abc"),
+            ]
+        );
+        assert!(ttl > 25_000 && ttl <= 30_000, "in-flight TTL {ttl}");
+
+        assert!(store.release("evt_3", token, WINDOW).await.unwrap());
+        let (map, ttl) = fields(&mut raw).await;
+        assert_eq!(
+            map,
+            vec![pair("a", "1"), pair("f", "1700000000123"), pair("s", "r")]
+        );
+        assert!(ttl > 55_000 && ttl <= 60_000, "released TTL {ttl}");
+
+        store.claim("evt_3", token, IN_FLIGHT, t(5)).await.unwrap();
+        assert!(store
+            .complete("evt_3", token, WINDOW * 2, t(7))
+            .await
+            .unwrap());
+        let (map, ttl) = fields(&mut raw).await;
+        assert_eq!(
+            map,
+            vec![
+                pair("a", "2"),
+                pair("c", "1700000007123"),
+                pair("f", "1700000000123"),
+                pair("s", "d"),
+            ]
+        );
+        assert!(ttl > 115_000 && ttl <= 120_000, "done TTL {ttl}");
+    }
+
+    #[tokio::test]
+    async fn prefixes_keep_applications_apart() {
+        let Some(one) = store("prefix").await else {
+            return;
+        };
+        let other = one.clone().key_prefix(unique_prefix("prefix_other"));
+        let (a, b) = (Token::random(), Token::random());
+        assert!(matches!(
+            one.claim("evt_4", a, IN_FLIGHT, t(0)).await.unwrap(),
+            Claim::Claimed { .. }
+        ));
+        assert!(matches!(
+            other.claim("evt_4", b, IN_FLIGHT, t(0)).await.unwrap(),
+            Claim::Claimed { .. }
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_stores_racing_for_one_key_claim_it_once() {
+        let Some(first) = store("race").await else {
+            return;
+        };
+        let url = std::env::var("REDIS_URL").unwrap();
+        let second = RedisStore::connect(url.as_str())
+            .await
+            .unwrap()
+            .key_prefix(first.prefix.to_string());
+        let start = Arc::new(tokio::sync::Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store
+                        .claim("evt_race", Token::random(), IN_FLIGHT, t(0))
+                        .await
+                })
+            })
+            .collect();
+        let mut claimed = 0;
+        let mut in_flight = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Claim::Claimed { attempt: 1, .. } => claimed += 1,
+                Claim::InFlight { attempts: 1 } => in_flight += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((claimed, in_flight), (1, 49));
+    }
+
+    #[tokio::test]
+    async fn foreign_or_corrupt_values_are_errors() {
+        let Some(store) = store("corrupt").await else {
+            return;
+        };
+        let mut raw = store.connection.clone();
+        let key = |k: &str| format!("{}{k}", store.prefix);
+        let token = Token::random();
+
+        // A value of another type at the key.
+        let _: () = ::redis::cmd("SET")
+            .arg(key("string"))
+            .arg("hello")
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        // Hashes that are not ours, or were damaged.
+        for (name, fields) in [
+            ("foreign", vec![("x", "1")]),
+            ("state", vec![("s", "zz")]),
+            ("in_flight", vec![("s", "f"), ("a", "many")]),
+            ("released", vec![("s", "r"), ("a", "1")]),
+            ("done", vec![("s", "d"), ("a", "1"), ("c", "soon")]),
+        ] {
+            let mut cmd = ::redis::cmd("HSET");
+            cmd.arg(key(name));
+            for (field, value) in fields {
+                cmd.arg(field).arg(value);
+            }
+            let _: i64 = cmd.query_async(&mut raw).await.unwrap();
+            let _: i64 = ::redis::cmd("PEXPIRE")
+                .arg(key(name))
+                .arg(60_000)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+
+        for name in [
+            "string",
+            "foreign",
+            "state",
+            "in_flight",
+            "released",
+            "done",
+        ] {
+            let err = store
+                .claim(name, token, IN_FLIGHT, t(0))
+                .await
+                .expect_err(name);
+            let message = err.to_string();
+            assert!(message.contains("redis claim failed"), "{name}: {message}");
+            assert!(std::error::Error::source(&err).is_some());
+        }
+        assert!(store.complete("string", token, WINDOW, t(0)).await.is_err());
+        assert!(store.release("string", token, WINDOW).await.is_err());
+        // Nothing was overwritten, and the connection still works.
+        let kept: String = ::redis::cmd("GET")
+            .arg(key("string"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(kept, "hello");
+        assert!(matches!(
+            store.claim("fine", token, IN_FLIGHT, t(0)).await.unwrap(),
+            Claim::Claimed { attempt: 1, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn redis_down_at_construction_fails_fast() {
+        let started = std::time::Instant::now();
+        let err = RedisStore::connect("redis://127.0.0.1:1/")
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.to_string().contains("cannot connect"), "{err}");
+        assert!(RedisStore::connect("not a url").await.is_err());
+    }
+
+    /// Reads one RESP command (an array of bulk strings) off the front of `buf`.
+    fn take_command(buf: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
+        fn line(buf: &[u8], at: usize) -> Option<(usize, usize)> {
+            let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+            let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
+            Some((n, end + 2))
+        }
+        let (count, mut at) = line(buf, 0)?;
+        let mut parts = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (len, start) = line(buf, at)?;
+            if buf.len() < start + len + 2 {
+                return None;
+            }
+            parts.push(buf[start..start + len].to_vec());
+            at = start + len + 2;
+        }
+        buf.drain(..at);
+        Some(parts)
+    }
+
+    /// A fake Redis on 127.0.0.1: answers `+OK` to the connection handshake and `reply(command)`
+    /// to the scripts (nothing when it returns `None`).
+    async fn fake_redis(reply: fn(&[u8]) -> Option<&'static [u8]>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                // Without tokio's io-util: readiness plus non-blocking reads and writes.
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0; 4096];
+                    loop {
+                        if socket.readable().await.is_err() {
+                            return;
+                        }
+                        match socket.try_read(&mut chunk) {
+                            Ok(0) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Err(_) => return,
+                        }
+                        while let Some(command) = take_command(&mut buf) {
+                            let name = command[0].to_ascii_uppercase();
+                            let mut answer = match name.as_slice() {
+                                b"EVALSHA" | b"EVAL" | b"SCRIPT" => reply(&name).unwrap_or(b""),
+                                _ => b"+OK\r\n",
+                            };
+                            while !answer.is_empty() {
+                                if socket.writable().await.is_err() {
+                                    return;
+                                }
+                                match socket.try_write(answer) {
+                                    Ok(n) => answer = &answer[n..],
+                                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_hung_redis_is_a_timely_error() {
+        let addr = fake_redis(|_| None).await;
+        let store = RedisStore::connect(format!("redis://{addr}/"))
+            .await
+            .unwrap()
+            .timeout(Duration::from_millis(200));
+        for op in ["claim", "complete", "release"] {
+            let started = std::time::Instant::now();
+            let result = match op {
+                "claim" => store
+                    .claim("k", Token::random(), IN_FLIGHT, t(0))
+                    .await
+                    .map(|_| ()),
+                "complete" => store
+                    .complete("k", Token::random(), WINDOW, t(0))
+                    .await
+                    .map(|_| ()),
+                _ => store
+                    .release("k", Token::random(), WINDOW)
+                    .await
+                    .map(|_| ()),
+            };
+            let elapsed = started.elapsed();
+            let err = result.expect_err(op);
+            assert_eq!(
+                err.to_string(),
+                format!("dedupe store unavailable: redis {op} timed out after 200ms")
+            );
+            assert!(
+                elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(700),
+                "{op}: {elapsed:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unexpected_reply_is_an_error() {
+        let addr = fake_redis(|name| match name {
+            b"EVALSHA" => Some(b"$2\r\nok\r\n"),
+            _ => None,
+        })
+        .await;
+        let store = RedisStore::connect(format!("redis://{addr}/"))
+            .await
+            .unwrap()
+            .timeout(Duration::from_millis(500));
+        let err = store
+            .claim("k", Token::random(), IN_FLIGHT, t(0))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("redis claim: unexpected reply"),
+            "{err}"
+        );
+        let err = store
+            .complete("k", Token::random(), WINDOW, t(0))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("redis complete: unexpected reply"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_shows_the_address_but_no_credentials() {
+        let addr = fake_redis(|_| None).await;
+        let store = RedisStore::connect(format!("redis://app:s3cret-pw@{addr}/3"))
+            .await
+            .unwrap()
+            .key_prefix("myapp:dedupe:");
+        let debug = format!("{store:?}");
+        assert_eq!(
+            debug,
+            format!(
+                "RedisStore {{ addr: \"{addr}\", key_prefix: \"myapp:dedupe:\", timeout: 1s, .. }}"
+            )
+        );
+        assert!(!debug.contains("s3cret"));
+    }
+}
