@@ -24,7 +24,7 @@ fn main() {
     let rt = support::runtime();
     let body = support::payload();
     rt.block_on(async {
-        let (router, guard) = support::build(&variant);
+        let (router, guard) = support::build(&variant).await;
         support::drive(&router, &body, n).await;
         drop(router);
         if let Some(guard) = guard {
@@ -52,8 +52,8 @@ fn verify(scheme: &str, n: u64) {
     let t = 1_700_000_000;
     let now = std::time::UNIX_EPOCH + Duration::from_secs(t);
     let uri = Uri::from_static("/hook");
-    let sw_headers = testing::standard_webhooks("webhook", SW_SECRET, "msg_1", &body, t)
-        .expect("base64 secret");
+    let sw_headers =
+        testing::standard_webhooks("webhook", SW_SECRET, "msg_1", &body, t).expect("base64 secret");
     let check = |scheme: &dyn Scheme, headers: &HeaderMap| {
         let request = SignedRequest::new(headers, &uri, &body, now);
         assert!(scheme.verify(&request).is_ok());
@@ -89,7 +89,11 @@ fn verify(scheme: &str, n: u64) {
             let reference = standardwebhooks::Webhook::new(SW_SECRET).expect("secret");
             assert!(reference.verify(&body, &headers).is_ok());
             for _ in 0..n {
-                black_box(reference.verify(black_box(&body), black_box(&headers)).is_ok());
+                black_box(
+                    reference
+                        .verify(black_box(&body), black_box(&headers))
+                        .is_ok(),
+                );
             }
         }
         other => panic!("unknown verify variant {other}"),

@@ -18,7 +18,7 @@ fn overhead(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
     for variant in support::VARIANTS {
-        let (router, guard) = rt.block_on(async { support::build(variant) });
+        let (router, guard) = rt.block_on(support::build(variant));
         group.bench_function(variant, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -37,5 +37,32 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, overhead);
+/// Dedupe on a fresh delivery id per request: no dedupe, the memory store, Redis on loopback.
+fn dedupe(c: &mut Criterion) {
+    let rt = support::runtime();
+    let body = support::payload();
+    let mut group = c.benchmark_group("dedupe_2KiB");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    for &variant in support::DEDUPE_VARIANTS {
+        let (router, guard) = rt.block_on(support::build(variant));
+        group.bench_function(variant, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    support::drive(&router, &body, iters).await;
+                    start.elapsed()
+                })
+            });
+        });
+        drop(router);
+        if let Some(guard) = guard {
+            rt.block_on(guard.shutdown(Duration::from_secs(5)))
+                .expect("drained");
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, overhead, dedupe);
 criterion_main!(benches);

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-2000}
 N2=${N2:-12000}
-cargo bench --bench instructions --no-run >/dev/null 2>&1
+cargo bench --all-features --bench instructions --no-run >/dev/null 2>&1
 bin=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
 total() {
   local out; out=$(mktemp)

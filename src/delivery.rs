@@ -38,6 +38,8 @@ pub struct Delivery {
     pub(crate) received_at: SystemTime,
     pub(crate) body_len: u64,
     pub(crate) fingerprint: Option<Fingerprint>,
+    pub(crate) times_seen: Option<u32>,
+    pub(crate) first_seen: Option<SystemTime>,
 }
 
 impl Delivery {
@@ -85,6 +87,24 @@ impl Delivery {
     /// Fingerprint of the body, once it has been read whole.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
         self.fingerprint
+    }
+
+    /// With dedupe on: how many times this delivery was claimed for processing, this time
+    /// included (1 the first time; a retry after a failure is 2…), by the dedupe store.
+    pub fn times_seen(&self) -> Option<u32> {
+        self.times_seen
+    }
+
+    /// With dedupe on: when this delivery was first claimed.
+    pub fn first_seen(&self) -> Option<SystemTime> {
+        self.first_seen
+    }
+
+    /// With dedupe on and a retry: the mean interval between this delivery's attempts so far.
+    pub fn mean_retry_interval(&self) -> Option<std::time::Duration> {
+        let n = self.times_seen.filter(|&n| n > 1)?;
+        let span = self.received_at.duration_since(self.first_seen?).ok()?;
+        Some(span / (n - 1))
     }
 }
 

@@ -64,6 +64,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+pub mod dedupe;
 mod delivery;
 mod future;
 mod layer;

@@ -21,6 +21,12 @@ pub enum Outcome {
     Failure(FailureKind),
     /// The layer answered without calling the handler.
     Rejected(RejectReason),
+    /// A copy of a delivery already processed: answered without calling the handler (`200` by
+    /// default).
+    Duplicate,
+    /// A copy of a delivery whose handler is still running: answered `409 Conflict` with
+    /// `Retry-After`.
+    InFlight,
     /// The handler panicked; the layer answered `500 Internal Server Error`.
     Panicked,
     /// The response future was dropped before the response was ready: the client went away or an
@@ -29,13 +35,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The name used in reports: `success`, `late`, `failure`, `rejected`, `panicked`, `cancelled`.
+    /// The name used in reports: `success`, `late`, `failure`, `rejected`, `duplicate`,
+    /// `in_flight`, `panicked`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Late => "late",
             Self::Failure(_) => "failure",
             Self::Rejected(_) => "rejected",
+            Self::Duplicate => "duplicate",
+            Self::InFlight => "in_flight",
             Self::Panicked => "panicked",
             Self::Cancelled => "cancelled",
         }
@@ -106,6 +115,8 @@ pub enum RejectReason {
     StaleTimestamp,
     /// The signed timestamp is further in the future than the tolerance (`401`).
     FutureTimestamp,
+    /// The dedupe store could not answer and the policy fails closed (`503`).
+    DedupeUnavailable,
 }
 
 impl RejectReason {
@@ -119,6 +130,7 @@ impl RejectReason {
             Self::BadSignature => "bad_signature",
             Self::StaleTimestamp => "stale_timestamp",
             Self::FutureTimestamp => "future_timestamp",
+            Self::DedupeUnavailable => "dedupe_unavailable",
         }
     }
 
@@ -132,6 +144,7 @@ impl RejectReason {
             | Self::BadSignature
             | Self::StaleTimestamp
             | Self::FutureTimestamp => StatusCode::UNAUTHORIZED,
+            Self::DedupeUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -6,7 +6,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use http::StatusCode;
+
 use crate::{
+    dedupe::{DedupeKey, DedupeStore, StoreFailure},
     outcome::{Classify, DefaultClassify},
     provider::{AttemptSource, Scheme, Source},
 };
@@ -47,11 +50,33 @@ pub struct Policy {
     pub(crate) attempt: Option<AttemptSource>,
     pub(crate) clock: Option<Clock>,
     pub(crate) retry_horizon: Option<Duration>,
+    pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
+    pub(crate) dedupe_key: DedupeKey,
+    pub(crate) dedupe_window: Option<Duration>,
+    pub(crate) in_flight_ttl: Duration,
+    pub(crate) on_store_failure: StoreFailure,
+    pub(crate) duplicate_status: StatusCode,
+    pub(crate) in_flight_retry_after: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) min_retry_interval: Duration,
 }
 
 impl Policy {
     /// The default body limit: 1 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// Default [`in_flight_ttl`](Self::in_flight_ttl): 60 s.
+    pub const DEFAULT_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+    /// Default [`dedupe_window`](Self::dedupe_window) when the provider's retry horizon is
+    /// unknown: 24 hours.
+    pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// Default `Retry-After` for a copy that arrives while the first is in the handler: 5 s.
+    pub const DEFAULT_IN_FLIGHT_RETRY_AFTER: Duration = Duration::from_secs(5);
+    /// Default attempt count past which a delivery is flagged `many_attempts`: 5.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    /// Default mean interval between attempts below which a delivery is flagged
+    /// `rapid_retries`: 60 s.
+    pub const DEFAULT_MIN_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
     /// Share of the [timeout budget](Self::timeout_budget), in percent, past which a delivery is
     /// flagged [`near_timeout`](crate::Flags::near_timeout).
@@ -75,6 +100,15 @@ impl Policy {
             attempt: None,
             clock: None,
             retry_horizon: None,
+            dedupe: None,
+            dedupe_key: DedupeKey::DeliveryId,
+            dedupe_window: None,
+            in_flight_ttl: Self::DEFAULT_IN_FLIGHT_TTL,
+            on_store_failure: StoreFailure::Open,
+            duplicate_status: StatusCode::OK,
+            in_flight_retry_after: Self::DEFAULT_IN_FLIGHT_RETRY_AFTER,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            min_retry_interval: Self::DEFAULT_MIN_RETRY_INTERVAL,
         }
     }
 
@@ -186,6 +220,92 @@ impl Policy {
         self
     }
 
+    /// Processes each delivery once: claims its key in `store` before calling the handler, marks
+    /// it done on success, and releases it on failure, panic or cancellation so the provider's
+    /// retry is processed. A copy of a processed delivery is answered with the
+    /// [duplicate status](Self::duplicate_status) without calling the handler; a copy arriving
+    /// while the first is in the handler gets `409 Conflict` with
+    /// [`Retry-After`](Self::in_flight_retry_after). Defaults to none.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use webhook_monitor::{dedupe::MemoryStore, Policy};
+    ///
+    /// let store = MemoryStore::new(); // share one store between routes, or one per route
+    /// let policy = Policy::stripe("whsec_…").dedupe(store);
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn dedupe(mut self, store: impl DedupeStore) -> Self {
+        self.dedupe = Some(Arc::new(store));
+        self
+    }
+
+    /// What identifies a delivery. Defaults to [`DedupeKey::DeliveryId`].
+    #[must_use]
+    pub fn dedupe_key(mut self, key: DedupeKey) -> Self {
+        self.dedupe_key = key;
+        self
+    }
+
+    /// How long a processed delivery is remembered. Defaults to the provider's
+    /// [retry horizon](Self::retry_horizon), or [`Self::DEFAULT_DEDUPE_WINDOW`] when unknown.
+    #[must_use]
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = Some(window);
+        self
+    }
+
+    /// How long a claim lasts if its holder never finishes (the process died): then a copy is
+    /// processed again. Keep it above the handler's longest run. Defaults to
+    /// [`Self::DEFAULT_IN_FLIGHT_TTL`].
+    #[must_use]
+    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        self.in_flight_ttl = ttl;
+        self
+    }
+
+    /// What to do when the dedupe store cannot answer. Defaults to [`StoreFailure::Open`].
+    #[must_use]
+    pub fn on_store_failure(mut self, failure: StoreFailure) -> Self {
+        self.on_store_failure = failure;
+        self
+    }
+
+    /// The status for a copy of a processed delivery. A 2xx stops the provider's retries.
+    /// Defaults to `200 OK`.
+    #[must_use]
+    pub fn duplicate_status(mut self, status: StatusCode) -> Self {
+        self.duplicate_status = status;
+        self
+    }
+
+    /// The `Retry-After` of the `409` for a copy arriving while the first is in the handler.
+    /// Defaults to [`Self::DEFAULT_IN_FLIGHT_RETRY_AFTER`].
+    #[must_use]
+    pub fn in_flight_retry_after(mut self, after: Duration) -> Self {
+        self.in_flight_retry_after = after;
+        self
+    }
+
+    /// Flags a delivery `many_attempts` past `max_attempts` attempts (by the provider's count or
+    /// the dedupe store's), and `rapid_retries` when retried at a mean interval below
+    /// `min_interval`. Defaults to [`Self::DEFAULT_MAX_ATTEMPTS`] and
+    /// [`Self::DEFAULT_MIN_RETRY_INTERVAL`].
+    #[must_use]
+    pub fn retry_thresholds(mut self, max_attempts: u32, min_interval: Duration) -> Self {
+        self.max_attempts = max_attempts;
+        self.min_retry_interval = min_interval;
+        self
+    }
+
+    pub(crate) fn dedupe_window_or_default(&self) -> Duration {
+        self.dedupe_window
+            .or(self.retry_horizon)
+            .unwrap_or(Self::DEFAULT_DEDUPE_WINDOW)
+    }
+
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.as_ref().map_or_else(SystemTime::now, |c| c())
     }
@@ -204,6 +324,11 @@ impl fmt::Debug for Policy {
             .field("event_type", &self.event_type)
             .field("attempt", &self.attempt)
             .field("retry_horizon", &self.retry_horizon)
+            .field("dedupe", &self.dedupe.is_some())
+            .field("dedupe_key", &self.dedupe_key)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("in_flight_ttl", &self.in_flight_ttl)
+            .field("on_store_failure", &self.on_store_failure)
             .finish_non_exhaustive()
     }
 }

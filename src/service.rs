@@ -17,8 +17,11 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use sha2::Digest as _;
+
 use crate::{
     body::{read_body, BodyError},
+    dedupe::{Claim, DedupeKey, StoreFailure, Token},
     delivery::{Delivery, Fingerprint, SignatureStatus},
     future::ResponseFuture,
     layer::Shared,
@@ -158,7 +161,52 @@ where
         }
         rec.identify(&parts.headers, Some(&bytes));
 
-        // 4. Call the handler with the buffered body, catching a panic in `call` or in its future.
+        // 4. Claim the delivery, so that only one copy reaches the handler.
+        if let Some(store) = &shared.policy.dedupe {
+            let policy = &shared.policy;
+            let key = dedupe_key(policy, &rec.delivery, &bytes);
+            let token = Token::random();
+            let now = rec.delivery.received_at;
+            match store.claim(&key, token, policy.in_flight_ttl, now).await {
+                Ok(Claim::Claimed {
+                    attempt,
+                    first_seen,
+                }) => {
+                    rec.delivery.times_seen = Some(attempt);
+                    rec.delivery.first_seen = Some(first_seen);
+                    rec.claim = Some((key, token));
+                }
+                Ok(Claim::InFlight { attempts }) => {
+                    rec.delivery.times_seen = Some(attempts);
+                    let retry_after = policy.in_flight_retry_after.as_secs().max(1);
+                    let header = (header::RETRY_AFTER, HeaderValue::from(retry_after));
+                    return Ok(rec.answer(
+                        Outcome::InFlight,
+                        StatusCode::CONFLICT,
+                        None,
+                        Some(header),
+                    ));
+                }
+                Ok(Claim::Done { attempts, .. }) => {
+                    rec.delivery.times_seen = Some(attempts);
+                    return Ok(rec.answer(Outcome::Duplicate, policy.duplicate_status, None, None));
+                }
+                Err(err) => match policy.on_store_failure {
+                    StoreFailure::Open => {
+                        // The claim may have landed before the error (a timeout): settle it
+                        // with the same token all the same. If it never landed, that is a no-op.
+                        rec.flags.dedupe_unavailable = true;
+                        rec.claim = Some((key, token));
+                    }
+                    StoreFailure::Closed => {
+                        let reason = RejectReason::DedupeUnavailable;
+                        return Ok(rec.reject(reason, err.to_string()));
+                    }
+                },
+            }
+        }
+
+        // 5. Call the handler with the buffered body, catching a panic in `call` or in its future.
         parts.extensions.insert(rec.delivery.clone());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
         rec.handler_start = Some(Instant::now());
@@ -168,22 +216,27 @@ where
             Ok(future) => Either::Left(AssertUnwindSafe(future).catch_unwind()),
             Err(panic) => Either::Right(std::future::ready(Err(panic))),
         };
-        match caught.await {
+        let result = caught.await;
+        rec.handler_end = Some(Instant::now());
+
+        // 6. Classify; settle the claim before answering, so that a copy arriving after the
+        //    response always finds the delivery done (or released).
+        match result {
             Ok(Ok(mut res)) => {
                 let mark = res.extensions_mut().remove::<Mark>();
-                rec.finish(res.status(), res.headers(), mark);
+                let (outcome, reason, fields) = rec.classify(res.status(), res.headers(), mark);
+                rec.settle(matches!(outcome, Outcome::Success)).await;
+                rec.send(Some(res.status()), outcome, reason, fields);
                 Ok(res)
             }
             Ok(Err(err)) => {
-                rec.send(
-                    None,
-                    Outcome::Failure(FailureKind::ServiceError),
-                    None,
-                    Vec::new(),
-                );
+                rec.settle(false).await;
+                let outcome = Outcome::Failure(FailureKind::ServiceError);
+                rec.send(None, outcome, None, Vec::new());
                 Err(err)
             }
             Err(panic) => {
+                rec.settle(false).await;
                 let status = StatusCode::INTERNAL_SERVER_ERROR;
                 rec.send(
                     Some(status),
@@ -248,7 +301,11 @@ struct Recorder {
     start: Instant,
     body_read: Duration,
     handler_start: Option<Instant>,
+    handler_end: Option<Instant>,
     delivery: Delivery,
+    flags: Flags,
+    /// The dedupe claim this request holds: its key and owner token.
+    claim: Option<(String, Token)>,
 }
 
 impl Recorder {
@@ -265,6 +322,8 @@ impl Recorder {
             received_at: policy.now(),
             body_len: 0,
             fingerprint: None,
+            times_seen: None,
+            first_seen: None,
         };
         Self {
             shared,
@@ -272,7 +331,10 @@ impl Recorder {
             start,
             body_read: Duration::ZERO,
             handler_start: None,
+            handler_end: None,
             delivery,
+            flags: Flags::default(),
+            claim: None,
         }
     }
 
@@ -337,37 +399,76 @@ impl Recorder {
         self.body_read = self.start.elapsed();
     }
 
-    /// Answers for the layer, without calling the handler.
+    /// Rejects the request: the reason's status, and its details in the report.
     fn reject<B: Default>(&mut self, reason: RejectReason, detail: String) -> Response<B> {
         let status = reason.status();
+        self.answer(Outcome::Rejected(reason), status, Some(detail.into()), None)
+    }
+
+    /// Answers for the layer, without calling the handler, and reports it.
+    fn answer<B: Default>(
+        &mut self,
+        outcome: Outcome,
+        status: StatusCode,
+        reason: Option<Cow<'static, str>>,
+        header: Option<(http::HeaderName, HeaderValue)>,
+    ) -> Response<B> {
         if self.delivery.fingerprint.is_none() {
-            self.body_read = self.start.elapsed(); // rejected while reading
+            self.body_read = self.start.elapsed(); // answered while reading
         }
-        self.send(
-            Some(status),
-            Outcome::Rejected(reason),
-            Some(detail.into()),
-            Vec::new(),
-        );
+        self.send(Some(status), outcome, reason, Vec::new());
         let mut res = Response::new(B::default());
         *res.status_mut() = status;
+        if let Some((name, value)) = header {
+            res.headers_mut().insert(name, value);
+        }
         res
     }
 
-    /// The handler answered: classify its response.
-    fn finish(&mut self, status: StatusCode, headers: &HeaderMap, mark: Option<Mark>) {
-        let policy = &self.shared.policy;
-        let mut outcome = policy.classify.classify(status, headers);
-        let (reason, fields) = match mark {
-            Some(Mark { failure, fields }) => {
-                if failure.is_some() {
-                    outcome = Outcome::Failure(FailureKind::Marked);
-                }
-                (failure, fields)
-            }
-            None => (None, Vec::new()),
+    /// The handler answered: its outcome, by the policy's classifier and the handler's mark.
+    fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        mark: Option<Mark>,
+    ) -> (Outcome, Option<Cow<'static, str>>, Vec<crate::Field>) {
+        let outcome = self.shared.policy.classify.classify(status, headers);
+        match mark {
+            Some(Mark {
+                failure: Some(reason),
+                fields,
+            }) => (Outcome::Failure(FailureKind::Marked), Some(reason), fields),
+            Some(Mark {
+                failure: None,
+                fields,
+            }) => (outcome, None, fields),
+            None => (outcome, None, Vec::new()),
+        }
+    }
+
+    /// Settles the dedupe claim, if any: done when the delivery was processed, released
+    /// otherwise so that the provider's retry is processed.
+    async fn settle(&mut self, processed: bool) {
+        let Some((key, token)) = self.claim.take() else {
+            return;
         };
-        self.send(Some(status), outcome, reason, fields);
+        let policy = &self.shared.policy;
+        let Some(store) = &policy.dedupe else {
+            return;
+        };
+        let window = policy.dedupe_window_or_default();
+        let settled = if processed {
+            store.complete(&key, token, window, policy.now()).await
+        } else {
+            store.release(&key, token, window).await
+        };
+        match settled {
+            Ok(true) => {}
+            // The claim expired while the handler ran: a copy may have been processed too. (After
+            // a failed claim, a claim that never landed is expected.)
+            Ok(false) => self.flags.claim_expired |= !self.flags.dedupe_unavailable,
+            Err(_) => self.flags.dedupe_unavailable = true,
+        }
     }
 
     /// Sends the report and disarms the recorder.
@@ -381,9 +482,18 @@ impl Recorder {
         self.armed = false;
         let now = Instant::now();
         let total = now - self.start;
-        let handler = self.handler_start.map_or(Duration::ZERO, |h| now - h);
-        let mut flags = Flags::default();
-        if let Some(budget) = self.shared.policy.timeout_budget {
+        let handler = self
+            .handler_start
+            .map_or(Duration::ZERO, |h| self.handler_end.unwrap_or(now) - h);
+        let policy = &self.shared.policy;
+        let mut flags = self.flags;
+        let attempts = self.delivery.attempt.max(self.delivery.times_seen);
+        flags.many_attempts = attempts.is_some_and(|n| n > policy.max_attempts);
+        flags.rapid_retries = self
+            .delivery
+            .mean_retry_interval()
+            .is_some_and(|mean| mean < policy.min_retry_interval);
+        if let Some(budget) = policy.timeout_budget {
             if total > budget {
                 flags.over_budget = true;
                 if outcome == Outcome::Success {
@@ -410,9 +520,30 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if self.armed {
-            // `try_report` never blocks, so reporting from `Drop` is safe.
-            self.send(None, Outcome::Cancelled, None, Vec::new());
+        if !self.armed {
+            return;
+        }
+        // Cancelled mid-way. Release the claim in the background, so the provider's retry is
+        // processed without waiting for the claim to expire; `Drop` cannot wait for it.
+        if let (Some((key, token)), Some(store)) = (self.claim.take(), &self.shared.policy.dedupe) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let store = Arc::clone(store);
+                let window = self.shared.policy.dedupe_window_or_default();
+                runtime.spawn(async move { store.release(&key, token, window).await });
+            }
+        }
+        // `try_report` never blocks, so reporting from `Drop` is safe.
+        self.send(None, Outcome::Cancelled, None, Vec::new());
+    }
+}
+
+/// The store key of a delivery: the route and its id, or its body's SHA-256.
+fn dedupe_key(policy: &Policy, delivery: &Delivery, body: &[u8]) -> String {
+    match (policy.dedupe_key, delivery.id()) {
+        (DedupeKey::DeliveryId, Some(id)) => format!("{}:id:{id}", policy.name),
+        _ => {
+            let digest = sha2::Sha256::digest(body);
+            format!("{}:sha256:{}", policy.name, hex::encode(digest))
         }
     }
 }

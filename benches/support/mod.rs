@@ -13,12 +13,22 @@ use bytes::Bytes;
 use http::Request;
 use tower::ServiceExt;
 use webhook_monitor::{
+    dedupe::MemoryStore,
+    provider::Source,
     report::{JsonLinesSink, Report, Reporter, Sink, SinkError},
     Policy, ReporterGuard, WebhookMonitorLayer,
 };
 
-/// The variants, in the order they are reported.
+/// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`.
 pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
+
+/// The dedupe variants: no dedupe, the memory store, and (feature `redis`) Redis on loopback.
+pub const DEDUPE_VARIANTS: &[&str] = &[
+    "monitored-id",
+    "monitored-memory",
+    #[cfg(feature = "redis")]
+    "monitored-redis",
+];
 
 /// A sink that only counts: the layer's cost without any backend's.
 #[derive(Default)]
@@ -54,9 +64,10 @@ pub fn payload() -> Bytes {
 }
 
 /// Builds a variant. Must be called inside a tokio runtime (the reporter spawns its worker).
-pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
+pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
     let router = Router::new().route("/hook", post(handler));
     let policy = || Policy::custom("hook").timeout_budget(Duration::from_secs(10));
+    let with_id = || policy().delivery_id(Source::header("x-delivery-id"));
     let (router, guard) = match variant {
         "bare" => (router, None),
         "trace" => (
@@ -77,7 +88,37 @@ pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
                 Some(guard),
             )
         }
-        other => panic!("unknown variant {other}; one of {VARIANTS:?}"),
+        "monitored-id" => {
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            (
+                router.layer(WebhookMonitorLayer::new(with_id(), reporter)),
+                Some(guard),
+            )
+        }
+        "monitored-memory" => {
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            let policy = with_id().dedupe(MemoryStore::new());
+            (
+                router.layer(WebhookMonitorLayer::new(policy, reporter)),
+                Some(guard),
+            )
+        }
+        #[cfg(feature = "redis")]
+        "monitored-redis" => {
+            let url = std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/".into());
+            let prefix = format!("wm-bench-{}:", std::process::id());
+            let store = webhook_monitor::dedupe::RedisStore::connect(url.as_str())
+                .await
+                .expect("Redis")
+                .key_prefix(prefix);
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            let policy = with_id().dedupe(store);
+            (
+                router.layer(WebhookMonitorLayer::new(policy, reporter)),
+                Some(guard),
+            )
+        }
+        other => panic!("unknown variant {other}; one of {VARIANTS:?} or {DEDUPE_VARIANTS:?}"),
     };
     // Turn handlers into routes once, as `axum::serve` does; without it a `Router<()>` rebuilds
     // each route (and re-applies its layers) on every request.
@@ -87,9 +128,12 @@ pub fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
 /// Sends `n` requests through `router`, yielding every 64 so that the reporter's worker (on the
 /// same current_thread runtime) runs and its cost is counted, as for every variant.
 pub async fn drive(router: &Router, body: &Bytes, n: u64) {
+    // A distinct delivery id per request, so that dedupe variants claim a fresh key each time.
+    let run = std::process::id();
     for i in 0..n {
         let req = Request::post("/hook")
             .header("content-type", "application/json")
+            .header("x-delivery-id", format!("evt_{run}_{i}"))
             .body(Body::from(body.clone()))
             .expect("valid request");
         let res = router.clone().oneshot(req).await.expect("infallible");
@@ -100,10 +144,10 @@ pub async fn drive(router: &Router, body: &Bytes, n: u64) {
     }
 }
 
-/// A current_thread runtime with timers, like a one-worker server.
+/// A current_thread runtime with timers and I/O (for Redis), like a one-worker server.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .expect("runtime")
 }

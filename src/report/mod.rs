@@ -111,6 +111,16 @@ pub struct Flags {
     pub near_timeout: bool,
     /// The response took longer than the timeout budget: the provider gave up waiting.
     pub over_budget: bool,
+    /// The dedupe store could not answer and the delivery was processed anyway (fail-open), or
+    /// its claim could not be completed: a copy may be processed twice.
+    pub dedupe_unavailable: bool,
+    /// More attempts than the policy's retry threshold (5 by default).
+    pub many_attempts: bool,
+    /// Retried faster than the policy's minimum mean interval (60 s by default).
+    pub rapid_retries: bool,
+    /// The dedupe claim expired while the handler ran (it took longer than the policy's
+    /// in-flight TTL): a copy may have been processed at the same time.
+    pub claim_expired: bool,
 }
 
 impl Flags {
@@ -119,9 +129,26 @@ impl Flags {
         [
             (self.near_timeout, "near_timeout"),
             (self.over_budget, "over_budget"),
+            (self.dedupe_unavailable, "dedupe_unavailable"),
+            (self.many_attempts, "many_attempts"),
+            (self.rapid_retries, "rapid_retries"),
+            (self.claim_expired, "claim_expired"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
+impl fmt::Display for Flags {
+    /// The set flags' names, comma-separated (empty when none is set).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
     }
 }
 
@@ -136,7 +163,7 @@ impl Serialize for Report {
 impl Serialize for DeliveryReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = &self.delivery;
-        let mut m = s.serialize_map(Some(21))?;
+        let mut m = s.serialize_map(Some(24))?;
         m.serialize_entry("type", "delivery")?;
         m.serialize_entry("route", d.route())?;
         m.serialize_entry("provider", &d.provider())?;
@@ -156,6 +183,15 @@ impl Serialize for DeliveryReport {
         m.serialize_entry("total_us", &micros(self.total))?;
         m.serialize_entry("body_bytes", &d.body_len())?;
         m.serialize_entry("fingerprint", &d.fingerprint().map(|f| f.to_string()))?;
+        m.serialize_entry("times_seen", &d.times_seen())?;
+        let first_seen = d
+            .first_seen()
+            .map(|t| humantime::format_rfc3339_micros(t).to_string());
+        m.serialize_entry("first_seen", &first_seen)?;
+        let interval = d
+            .mean_retry_interval()
+            .map(|i| u64::try_from(i.as_millis()).unwrap_or(u64::MAX));
+        m.serialize_entry("mean_retry_interval_ms", &interval)?;
         m.serialize_entry("flags", &FlagList(self.flags))?;
         m.serialize_entry("fields", &FieldMap(&self.fields))?;
         m.end()

@@ -8,7 +8,8 @@ use crate::report::{DeliveryReport, Report};
 /// Events use the target `webhook_monitor::delivery`. Successes are logged at `INFO`; every other
 /// outcome, and any flagged delivery, at `WARN`. Fields: `route`, `provider`, `delivery_id`,
 /// `event_type`, `attempt`, `status`, `outcome`, `detail`, `reason`, `body_read_us`,
-/// `handler_us`, `total_us`, `body_bytes`, `fingerprint`, `near_timeout`, `over_budget`, and
+/// `handler_us`, `total_us`, `body_bytes`, `fingerprint`, `times_seen`, `flags` (comma-separated),
+/// and
 /// `fields` (the handler's custom fields as JSON).
 ///
 /// # Example
@@ -67,8 +68,8 @@ fn log(r: &DeliveryReport) {
                 total_us = crate::report::micros(r.total),
                 body_bytes = d.body_len(),
                 fingerprint = d.fingerprint().map(tracing::field::display),
-                near_timeout = r.flags.near_timeout,
-                over_budget = r.flags.over_budget,
+                times_seen = d.times_seen(),
+                flags = %r.flags,
                 fields = fields.as_deref(),
                 "webhook delivery"
             )

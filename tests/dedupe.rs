@@ -1,0 +1,293 @@
+//! Exactly-once handling through real servers, one suite run against every store: the
+//! in-memory store, and Redis (feature `redis`, `REDIS_URL`) shared by two app instances.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{http::StatusCode, routing::post, Router};
+use webhook_monitor::{
+    dedupe::DedupeStore, provider::Source, DeliveryReport, Outcome, Policy, Report,
+};
+
+/// What the handler does, by the body it receives.
+fn routes(calls: Arc<AtomicUsize>) -> Router {
+    Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if body.contains("slow") {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                if body.contains("fail") {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    )
+}
+
+fn policy(store: impl DedupeStore) -> Policy {
+    Policy::custom("orders")
+        .delivery_id(Source::header("x-delivery-id"))
+        .dedupe(store)
+}
+
+/// One app instance: a router behind the layer, served on loopback.
+async fn instance(policy: Policy, calls: Arc<AtomicUsize>) -> common::Monitored {
+    common::monitored(policy, routes(calls)).await
+}
+
+async fn deliver(m: &common::Monitored, id: &str, body: &str) -> (StatusCode, http::HeaderMap) {
+    let req = http::Request::post(m.url("/hook"))
+        .header("x-delivery-id", id)
+        .body(common::full(body.to_owned()))
+        .unwrap();
+    let res = common::client().request(req).await.unwrap();
+    (res.status(), res.headers().clone())
+}
+
+fn outcomes(reports: &[Report]) -> Vec<Outcome> {
+    reports
+        .iter()
+        .map(|r| common::delivery(r).outcome)
+        .collect()
+}
+
+async fn last(m: &common::Monitored, n: usize) -> DeliveryReport {
+    m.report(n).await
+}
+
+/// Two instances sharing one backend receive the same delivery 50 times at once: the handler
+/// runs exactly once; every other copy is a duplicate (200) or in flight (409).
+async fn exactly_once_across_two_instances(a: Policy, b: Policy, id: &str) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (
+        instance(a, calls.clone()).await,
+        instance(b, calls.clone()).await,
+    );
+    let copies = (0..50).map(|i| {
+        let m = if i % 2 == 0 { &a } else { &b };
+        deliver(m, id, "slow")
+    });
+    let answers = futures_util::future::join_all(copies).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the handler ran exactly once"
+    );
+    let ok = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let in_flight: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
+        .collect();
+    assert_eq!(ok + in_flight.len(), 50, "{answers:?}");
+    assert!(in_flight
+        .iter()
+        .all(|(_, h)| h.get("retry-after").is_some()));
+    let mut all = a.sink.wait_for(25, Duration::from_secs(5)).await;
+    all.extend(b.sink.wait_for(25, Duration::from_secs(5)).await);
+    let o = outcomes(&all);
+    assert_eq!(
+        o.iter().filter(|o| **o == Outcome::Success).count(),
+        1,
+        "{o:?}"
+    );
+    assert_eq!(
+        o.iter()
+            .filter(|o| matches!(o, Outcome::Duplicate | Outcome::InFlight))
+            .count(),
+        49,
+        "{o:?}"
+    );
+}
+
+/// A failed handler releases the claim: the provider's retry runs the handler again, and the
+/// report counts the attempts; after a success, copies are duplicates.
+async fn a_failure_is_retried_and_a_success_is_final(p: Policy, id: &str) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = instance(p, calls.clone()).await;
+    assert_eq!(
+        deliver(&m, id, "fail").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(deliver(&m, id, "ok").await.0, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the retry ran the handler");
+    let (status, _) = deliver(&m, id, "ok").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a duplicate is answered 2xx, so the provider stops"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the duplicate did not");
+
+    let first = last(&m, 1).await;
+    assert_eq!(first.delivery.times_seen(), Some(1));
+    let retry = last(&m, 2).await;
+    assert_eq!(retry.outcome, Outcome::Success);
+    assert_eq!(retry.delivery.times_seen(), Some(2));
+    assert_eq!(retry.delivery.first_seen(), first.delivery.first_seen());
+    assert!(retry.flags.rapid_retries, "retried within a second");
+    let duplicate = last(&m, 3).await;
+    assert_eq!(duplicate.outcome, Outcome::Duplicate);
+    assert_eq!(duplicate.status, Some(StatusCode::OK));
+}
+
+/// A client that hangs up mid-handler releases the claim: the retry is processed, not refused.
+async fn a_cancelled_delivery_is_released(p: Policy, id: &str) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = instance(p, calls.clone()).await;
+    let gone = tokio::time::timeout(Duration::from_millis(50), deliver(&m, id, "slow")).await;
+    assert!(gone.is_err());
+    assert_eq!(last(&m, 1).await.outcome, Outcome::Cancelled);
+    // The release runs in the background: wait for it (bounded), then retry.
+    let mut status = StatusCode::CONFLICT;
+    for _ in 0..50 {
+        status = deliver(&m, id, "ok").await.0;
+        if status != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// Without a delivery id the body's SHA-256 is the key.
+async fn without_an_id_the_body_is_the_key(p: Policy) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = instance(p, calls.clone()).await;
+    let body = format!("{{\"n\":{}}}", fastrand_u64());
+    for _ in 0..3 {
+        let req = http::Request::post(m.url("/hook"))
+            .body(common::full(body.clone()))
+            .unwrap();
+        assert_eq!(
+            common::client().request(req).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", fastrand_u64())
+}
+
+mod memory {
+    use webhook_monitor::dedupe::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exactly_once_across_two_instances() {
+        let store = MemoryStore::new();
+        let id = unique("evt");
+        super::exactly_once_across_two_instances(policy(store.clone()), policy(store), &id).await;
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_retried_and_a_success_is_final() {
+        super::a_failure_is_retried_and_a_success_is_final(policy(MemoryStore::new()), "evt_1")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_delivery_is_released() {
+        super::a_cancelled_delivery_is_released(policy(MemoryStore::new()), "evt_1").await;
+    }
+
+    #[tokio::test]
+    async fn without_an_id_the_body_is_the_key() {
+        super::without_an_id_the_body_is_the_key(policy(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn many_attempts_are_flagged() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let m = instance(
+            policy(MemoryStore::new()).retry_thresholds(3, Duration::ZERO),
+            calls,
+        )
+        .await;
+        for _ in 0..4 {
+            deliver(&m, "evt_storm", "fail").await;
+        }
+        let third = last(&m, 3).await;
+        assert!(!third.flags.many_attempts && !third.flags.rapid_retries);
+        let fourth = last(&m, 4).await;
+        assert_eq!(fourth.delivery.times_seen(), Some(4));
+        assert!(fourth.flags.many_attempts);
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use webhook_monitor::dedupe::RedisStore;
+
+    use super::*;
+
+    /// A store on `REDIS_URL` with a key prefix of its own, or `None` (and why) without Redis.
+    async fn store(prefix: &str) -> Option<RedisStore> {
+        let Ok(url) = std::env::var("REDIS_URL") else {
+            eprintln!("skipped: REDIS_URL is not set (CI sets it)");
+            return None;
+        };
+        Some(
+            RedisStore::connect(url.as_str())
+                .await
+                .unwrap()
+                .key_prefix(prefix.to_owned()),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exactly_once_across_two_instances() {
+        // Two instances, two connections, one Redis.
+        let prefix = unique("wm-test") + ":";
+        let (Some(a), Some(b)) = (store(&prefix).await, store(&prefix).await) else {
+            return;
+        };
+        super::exactly_once_across_two_instances(policy(a), policy(b), &unique("evt")).await;
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_retried_and_a_success_is_final() {
+        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+            return;
+        };
+        super::a_failure_is_retried_and_a_success_is_final(policy(s), "evt_1").await;
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_delivery_is_released() {
+        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+            return;
+        };
+        super::a_cancelled_delivery_is_released(policy(s), "evt_1").await;
+    }
+
+    #[tokio::test]
+    async fn without_an_id_the_body_is_the_key() {
+        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+            return;
+        };
+        super::without_an_id_the_body_is_the_key(policy(s)).await;
+    }
+}
