@@ -24,6 +24,7 @@ use hyper::body::Frame;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::Value;
 use webhook_monitor::{
+    dedupe::MemoryStore,
     provider::Source,
     report::{Reporter, Sink, SinkError},
     testing, Delivery, Mark, Policy, Report, WebhookMonitorLayer,
@@ -95,10 +96,12 @@ fn app(reporter: Reporter) -> Router {
         .timeout_budget(Duration::from_millis(500))
         .delivery_id(Source::header("x-delivery-id"))
         .event_type(Source::header("x-event-type"));
-    // Payments come from Stripe: signed, identified by the event id in the body.
+    // Payments come from Stripe: signed, identified by the event id in the body, and processed
+    // once however often Stripe retries (the in-memory store; `RedisStore` for a fleet).
     let payments_policy = Policy::stripe(STRIPE_SECRET)
         .rename("payments")
-        .timeout_budget(Duration::from_secs(3));
+        .timeout_budget(Duration::from_secs(3))
+        .dedupe(MemoryStore::new());
     Router::new()
         .route(
             "/webhooks/orders",
@@ -166,6 +169,11 @@ fn tour() -> Vec<Step> {
             signing: Signing::Stale,
             ..step("the same payment replayed an hour later", PAYMENTS, paid)
         },
+        step(
+            "Stripe retries the payment it already delivered",
+            PAYMENTS,
+            paid,
+        ),
         step(
             "an order that takes 420 ms of its 500 ms budget",
             ORDERS,

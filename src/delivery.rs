@@ -40,6 +40,7 @@ pub struct Delivery {
     pub(crate) fingerprint: Option<Fingerprint>,
     pub(crate) times_seen: Option<u32>,
     pub(crate) first_seen: Option<SystemTime>,
+    pub(crate) sent_at: Option<SystemTime>,
 }
 
 impl Delivery {
@@ -87,6 +88,19 @@ impl Delivery {
     /// Fingerprint of the body, once it has been read whole.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
         self.fingerprint
+    }
+
+    /// When the provider says it first sent the delivery (or the event happened), where the
+    /// policy says where to read it.
+    pub fn sent_at(&self) -> Option<SystemTime> {
+        self.sent_at
+    }
+
+    /// How late the delivery arrived: from [`sent_at`](Self::sent_at) to
+    /// [`received_at`](Self::received_at); zero if the provider's clock is ahead.
+    pub fn lag(&self) -> Option<std::time::Duration> {
+        let sent = self.sent_at?;
+        Some(self.received_at.duration_since(sent).unwrap_or_default())
     }
 
     /// With dedupe on: how many times this delivery was claimed for processing, this time

@@ -48,6 +48,7 @@ pub struct Policy {
     pub(crate) delivery_id: Option<Source>,
     pub(crate) event_type: Option<Source>,
     pub(crate) attempt: Option<AttemptSource>,
+    pub(crate) sent_at: Option<Source>,
     pub(crate) clock: Option<Clock>,
     pub(crate) retry_horizon: Option<Duration>,
     pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
@@ -98,6 +99,7 @@ impl Policy {
             delivery_id: None,
             event_type: None,
             attempt: None,
+            sent_at: None,
             clock: None,
             retry_horizon: None,
             dedupe: None,
@@ -192,6 +194,16 @@ impl Policy {
     #[must_use]
     pub fn attempt(mut self, source: AttemptSource) -> Self {
         self.attempt = Some(source);
+        self
+    }
+
+    /// Where the provider stamps when it first sent the delivery (or when the event happened):
+    /// an RFC 3339 time in UTC or unix seconds (or milliseconds), in a header or a body field. The
+    /// report then carries the delivery's lag: how late it arrives, retries included. Defaults to
+    /// none (the presets set it where the provider documents one).
+    #[must_use]
+    pub fn sent_at(mut self, source: Source) -> Self {
+        self.sent_at = Some(source);
         self
     }
 
@@ -323,6 +335,7 @@ impl fmt::Debug for Policy {
             .field("delivery_id", &self.delivery_id)
             .field("event_type", &self.event_type)
             .field("attempt", &self.attempt)
+            .field("sent_at", &self.sent_at)
             .field("retry_horizon", &self.retry_horizon)
             .field("dedupe", &self.dedupe.is_some())
             .field("dedupe_key", &self.dedupe_key)

@@ -7,7 +7,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use bytes::Bytes;
@@ -122,7 +122,7 @@ where
         let hint = body.size_hint();
         let declared = hint.exact().or_else(|| content_length(&parts.headers));
         if let Some(n) = declared.filter(|&n| n > limit as u64) {
-            rec.delivery.body_len = n;
+            rec.delivery().body_len = n;
             let reason = format!("declared body of {n} bytes exceeds the limit of {limit}");
             return Ok(rec.reject(RejectReason::TooLarge, reason));
         }
@@ -131,12 +131,12 @@ where
         let bytes = match read_body(body, limit).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge { read }) => {
-                rec.delivery.body_len = read;
+                rec.delivery().body_len = read;
                 let reason = format!("body exceeds the limit of {limit} bytes");
                 return Ok(rec.reject(RejectReason::TooLarge, reason));
             }
             Err(BodyError::Read { read, source }) => {
-                rec.delivery.body_len = read;
+                rec.delivery().body_len = read;
                 let reason = format!("reading the body failed: {source}");
                 return Ok(rec.reject(RejectReason::BodyRead, reason));
             }
@@ -146,15 +146,15 @@ where
         // 3. Verify the signature, then read the ids a verified body carries.
         let shared = Arc::clone(&rec.shared);
         if let Some(scheme) = &shared.policy.scheme {
-            let now = rec.delivery.received_at;
+            let now = rec.delivery().received_at;
             match scheme.verify(&SignedRequest::new(&parts.headers, &parts.uri, &bytes, now)) {
                 Ok(verified) => {
-                    rec.delivery.signature = SignatureStatus::Verified {
+                    rec.delivery().signature = SignatureStatus::Verified {
                         secret_index: verified.secret_index(),
                     };
                 }
                 Err(err) => {
-                    rec.delivery.signature = SignatureStatus::Failed;
+                    rec.delivery().signature = SignatureStatus::Failed;
                     return Ok(rec.reject(RejectReason::from(&err), err.to_string()));
                 }
             }
@@ -164,20 +164,20 @@ where
         // 4. Claim the delivery, so that only one copy reaches the handler.
         if let Some(store) = &shared.policy.dedupe {
             let policy = &shared.policy;
-            let key = dedupe_key(policy, &rec.delivery, &bytes);
+            let key = dedupe_key(policy, rec.delivery(), &bytes);
             let token = Token::random();
-            let now = rec.delivery.received_at;
+            let now = rec.delivery().received_at;
             match store.claim(&key, token, policy.in_flight_ttl, now).await {
                 Ok(Claim::Claimed {
                     attempt,
                     first_seen,
                 }) => {
-                    rec.delivery.times_seen = Some(attempt);
-                    rec.delivery.first_seen = Some(first_seen);
+                    rec.delivery().times_seen = Some(attempt);
+                    rec.delivery().first_seen = Some(first_seen);
                     rec.claim = Some((key, token));
                 }
                 Ok(Claim::InFlight { attempts }) => {
-                    rec.delivery.times_seen = Some(attempts);
+                    rec.delivery().times_seen = Some(attempts);
                     let retry_after = policy.in_flight_retry_after.as_secs().max(1);
                     let header = (header::RETRY_AFTER, HeaderValue::from(retry_after));
                     return Ok(rec.answer(
@@ -188,7 +188,7 @@ where
                     ));
                 }
                 Ok(Claim::Done { attempts, .. }) => {
-                    rec.delivery.times_seen = Some(attempts);
+                    rec.delivery().times_seen = Some(attempts);
                     return Ok(rec.answer(Outcome::Duplicate, policy.duplicate_status, None, None));
                 }
                 Err(err) => match policy.on_store_failure {
@@ -207,7 +207,7 @@ where
         }
 
         // 5. Call the handler with the buffered body, catching a panic in `call` or in its future.
-        parts.extensions.insert(rec.delivery.clone());
+        parts.extensions.insert(rec.delivery().clone());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
         rec.handler_start = Some(Instant::now());
         // Build the future before awaiting it: a `match` scrutinee stays alive across an `.await` in
@@ -261,6 +261,27 @@ fn counter(n: Option<u32>, offset: u32, absent_is_first: bool) -> Option<u32> {
     }
 }
 
+/// A provider's timestamp: unix seconds (milliseconds when it is that large), as a number or
+/// digits, or an RFC 3339 time.
+fn timestamp(value: &Scalar<'_>) -> Option<SystemTime> {
+    let from_unix = |n: u64| {
+        let d = if n > 100_000_000_000 {
+            Duration::from_millis(n)
+        } else {
+            Duration::from_secs(n)
+        };
+        SystemTime::UNIX_EPOCH.checked_add(d)
+    };
+    match value {
+        Scalar::F64(f) if f.is_finite() && *f >= 0.0 => from_unix(*f as u64),
+        Scalar::Str(text) => match value.as_u64() {
+            Some(n) => from_unix(n),
+            None => humantime::parse_rfc3339_weak(text.trim()).ok(),
+        },
+        other => from_unix(other.as_u64()?),
+    }
+}
+
 /// A body field's text as a header value, sharing the body's buffer when it is unescaped.
 fn text_value(body: &Bytes, value: &Scalar<'_>) -> Option<HeaderValue> {
     match value.as_text()? {
@@ -302,7 +323,10 @@ struct Recorder {
     body_read: Duration,
     handler_start: Option<Instant>,
     handler_end: Option<Instant>,
-    delivery: Delivery,
+    /// Boxed: it is the bulk of the recorder, and the response future must stay small enough
+    /// for the allocator's fast path (see `handle`). `send` moves it into the report, so that
+    /// the report travels the queue as a pointer.
+    slot: Option<Box<Delivery>>,
     flags: Flags,
     /// The dedupe claim this request holds: its key and owner token.
     claim: Option<(String, Token)>,
@@ -312,7 +336,7 @@ impl Recorder {
     fn new(shared: Arc<Shared>) -> Self {
         let start = Instant::now();
         let policy = &shared.policy;
-        let delivery = Delivery {
+        let delivery = Some(Box::new(Delivery {
             route: Arc::clone(&policy.name),
             provider: policy.provider.clone(),
             id: None,
@@ -324,7 +348,8 @@ impl Recorder {
             fingerprint: None,
             times_seen: None,
             first_seen: None,
-        };
+            sent_at: None,
+        }));
         Self {
             shared,
             armed: true,
@@ -332,16 +357,22 @@ impl Recorder {
             body_read: Duration::ZERO,
             handler_start: None,
             handler_end: None,
-            delivery,
+            slot: delivery,
             flags: Flags::default(),
             claim: None,
         }
+    }
+
+    /// The delivery being recorded; `send` takes it, once, at the end.
+    fn delivery(&mut self) -> &mut Delivery {
+        recorded(&mut self.slot)
     }
 
     /// Reads the delivery id, event type and attempt the policy names: header sources before the
     /// body is read (`body` is `None`), body fields once the body is verified.
     fn identify(&mut self, headers: &HeaderMap, body: Option<&Bytes>) {
         let policy: &Policy = &self.shared.policy;
+        let d = recorded(&mut self.slot);
         let attempt = policy.attempt.as_ref().map(
             |AttemptSource::Counter {
                  source,
@@ -354,11 +385,14 @@ impl Recorder {
                 Some(Source::Header(name)) => headers.get(name),
                 _ => None,
             };
-            self.delivery.id = header(policy.delivery_id.as_ref()).cloned();
-            self.delivery.event_type = header(policy.event_type.as_ref()).cloned();
+            d.id = header(policy.delivery_id.as_ref()).cloned();
+            d.event_type = header(policy.event_type.as_ref()).cloned();
+            d.sent_at = header(policy.sent_at.as_ref())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|text| timestamp(&Scalar::Str(Cow::Borrowed(text))));
             if let Some((source @ Source::Header(_), offset, first)) = attempt {
                 let n = header(Some(source)).and_then(|v| v.to_str().ok()?.trim().parse().ok());
-                self.delivery.attempt = counter(n, offset, first);
+                d.attempt = counter(n, offset, first);
             }
             return;
         };
@@ -370,32 +404,38 @@ impl Recorder {
             path(policy.delivery_id.as_ref()),
             path(policy.event_type.as_ref()),
             path(attempt.map(|(source, ..)| source)),
+            path(policy.sent_at.as_ref()),
         ];
         if paths.iter().all(Option::is_none) {
             return;
         }
         // The root path stands in for sources that are not body fields; its value is not used.
-        let Ok([id, event_type, n]) = peek::peek(body, paths.map(|p| p.unwrap_or(&[]))) else {
+        let Ok([id, event_type, n, sent_at]) = peek::peek(body, paths.map(|p| p.unwrap_or(&[])))
+        else {
             return;
         };
+        if paths[3].is_some() {
+            d.sent_at = sent_at.as_ref().and_then(timestamp);
+        }
         if paths[0].is_some() {
-            self.delivery.id = id.and_then(|v| text_value(body, &v));
+            d.id = id.and_then(|v| text_value(body, &v));
         }
         if paths[1].is_some() {
-            self.delivery.event_type = event_type.and_then(|v| text_value(body, &v));
+            d.event_type = event_type.and_then(|v| text_value(body, &v));
         }
         if let (Some(_), Some((_, offset, first))) = (paths[2], attempt) {
             let n = n
                 .and_then(|v| v.as_u64())
                 .and_then(|n| u32::try_from(n).ok());
-            self.delivery.attempt = counter(n, offset, first);
+            d.attempt = counter(n, offset, first);
         }
     }
 
     /// The body is in: record its size, fingerprint and read time.
     fn body_read(&mut self, bytes: &[u8]) {
-        self.delivery.body_len = bytes.len() as u64;
-        self.delivery.fingerprint = Some(Fingerprint::of(self.shared.policy.fingerprint, bytes));
+        let d = recorded(&mut self.slot);
+        d.body_len = bytes.len() as u64;
+        d.fingerprint = Some(Fingerprint::of(self.shared.policy.fingerprint, bytes));
         self.body_read = self.start.elapsed();
     }
 
@@ -413,7 +453,7 @@ impl Recorder {
         reason: Option<Cow<'static, str>>,
         header: Option<(http::HeaderName, HeaderValue)>,
     ) -> Response<B> {
-        if self.delivery.fingerprint.is_none() {
+        if self.delivery().fingerprint.is_none() {
             self.body_read = self.start.elapsed(); // answered while reading
         }
         self.send(Some(status), outcome, reason, Vec::new());
@@ -480,6 +520,9 @@ impl Recorder {
         fields: Vec<crate::Field>,
     ) {
         self.armed = false;
+        let Some(delivery) = self.slot.take() else {
+            return; // sent already: `send` runs once
+        };
         let now = Instant::now();
         let total = now - self.start;
         let handler = self
@@ -487,10 +530,9 @@ impl Recorder {
             .map_or(Duration::ZERO, |h| self.handler_end.unwrap_or(now) - h);
         let policy = &self.shared.policy;
         let mut flags = self.flags;
-        let attempts = self.delivery.attempt.max(self.delivery.times_seen);
+        let attempts = delivery.attempt.max(delivery.times_seen);
         flags.many_attempts = attempts.is_some_and(|n| n > policy.max_attempts);
-        flags.rapid_retries = self
-            .delivery
+        flags.rapid_retries = delivery
             .mean_retry_interval()
             .is_some_and(|mean| mean < policy.min_retry_interval);
         if let Some(budget) = policy.timeout_budget {
@@ -504,7 +546,7 @@ impl Recorder {
             }
         }
         let report = DeliveryReport {
-            delivery: self.delivery.clone(),
+            delivery,
             status,
             outcome,
             reason,
@@ -535,6 +577,12 @@ impl Drop for Recorder {
         // `try_report` never blocks, so reporting from `Drop` is safe.
         self.send(None, Outcome::Cancelled, None, Vec::new());
     }
+}
+
+/// The delivery in a recorder's slot (a function, so that it borrows the slot field alone).
+fn recorded(slot: &mut Option<Box<Delivery>>) -> &mut Delivery {
+    slot.as_deref_mut()
+        .expect("the delivery is taken by `send`, after which nothing records")
 }
 
 /// The store key of a delivery: the route and its id, or its body's SHA-256.

@@ -462,3 +462,30 @@ async fn discord_and_sendgrid_round_trip() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn the_delivery_lag_is_measured_from_the_providers_stamp() {
+    let t = 1_700_000_000;
+    let clock = move || UNIX_EPOCH + Duration::from_secs(t);
+    // Stripe: the event's `created`, 2 minutes before it arrives.
+    let body = format!(
+        r#"{{"id":"evt_1","type":"invoice.paid","created":{}}}"#,
+        t - 120
+    );
+    let (m, _) = serve(Policy::stripe("whsec_test").clock(clock)).await;
+    let headers = testing::stripe("whsec_test", body.as_bytes(), t);
+    assert_eq!(deliver(&m, body.as_bytes(), &headers).await, StatusCode::OK);
+    let r = m.report(1).await;
+    assert_eq!(r.delivery.lag(), Some(Duration::from_secs(120)));
+
+    // Shopify: `X-Shopify-Triggered-At`, RFC 3339, an hour and a half before (a retry).
+    let (m, _) = serve(Policy::shopify("shop").clock(clock)).await;
+    let mut headers = testing::shopify("shop", b"{}", "w-1", "orders/create");
+    headers.insert(
+        "x-shopify-triggered-at",
+        "2023-11-14T20:43:20.5Z".parse().unwrap(),
+    );
+    assert_eq!(deliver(&m, b"{}", &headers).await, StatusCode::OK);
+    let lag = m.report(1).await.delivery.lag().unwrap();
+    assert_eq!(lag, Duration::from_millis(5_399_500));
+}

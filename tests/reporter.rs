@@ -284,6 +284,7 @@ async fn json_lines_follow_the_documented_schema() {
         "times_seen",
         "first_seen",
         "mean_retry_interval_ms",
+        "lag_ms",
         "flags",
         "fields",
     ];
@@ -304,7 +305,11 @@ async fn json_lines_follow_the_documented_schema() {
     assert_eq!(v["reason"], "no payment_id");
     assert_eq!(v["body_bytes"], 7);
     assert_eq!(v["flags"], serde_json::json!([]));
-    assert_eq!(v["times_seen"], serde_json::Value::Null, "no dedupe on this route");
+    assert_eq!(
+        v["times_seen"],
+        serde_json::Value::Null,
+        "no dedupe on this route"
+    );
     assert_eq!(v["fields"], serde_json::json!({"records": 2, "ok": false}));
     let fp = v["fingerprint"].as_str().unwrap();
     assert!(fp.starts_with("xxh3-128:") && fp.len() == 9 + 32, "{fp}");

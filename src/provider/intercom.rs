@@ -21,7 +21,8 @@ impl HmacScheme {
 
 impl Policy {
     /// An Intercom webhook route: [`HmacScheme::intercom`], the notification's `id` as the
-    /// delivery id, its `topic` as the event type, and its `delivery_attempts` as the attempt.
+    /// delivery id, its `topic` as the event type, its `delivery_attempts` as the attempt, and
+    /// its `first_sent_at` for the delivery lag.
     /// Intercom's timeout and retries are not documented consistently, so none are set.
     ///
     /// # Example
@@ -39,6 +40,7 @@ impl Policy {
             .delivery_id(Source::json(&["id"]))
             .event_type(Source::json(&["topic"]))
             .attempt(AttemptSource::count(Source::json(&["delivery_attempts"])))
+            .sent_at(Source::json(&["first_sent_at"]))
     }
 }
 

@@ -21,7 +21,9 @@ impl HmacScheme {
 
 impl Policy {
     /// A Shopify webhook route: [`HmacScheme::shopify`], `X-Shopify-Webhook-Id` as the delivery
-    /// id (Shopify's current advice), `X-Shopify-Topic` as the event type, Shopify's 5 s timeout
+    /// id (Shopify's current advice), `X-Shopify-Topic` as the event type,
+    /// `X-Shopify-Triggered-At` for the delivery lag (retries carry the original payload and
+    /// time), Shopify's 5 s timeout
     /// and its 4-hour retry horizon (8 retries). After rotating the client secret, Shopify may
     /// sign with the old one for up to an hour: pass both.
     ///
@@ -39,6 +41,7 @@ impl Policy {
             .verify_with(HmacScheme::shopify(secrets))
             .delivery_id(Source::header("x-shopify-webhook-id"))
             .event_type(Source::header("x-shopify-topic"))
+            .sent_at(Source::header("x-shopify-triggered-at"))
             .timeout_budget(Duration::from_secs(5))
             .retry_horizon(Duration::from_secs(4 * 3600))
     }

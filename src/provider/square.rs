@@ -24,7 +24,8 @@ impl HmacScheme {
 
 impl Policy {
     /// A Square webhook route: [`HmacScheme::square`], the body's `event_id` as the delivery id,
-    /// its `type` as the event type, the attempt from `square-retry-number`, a 10 s timeout and
+    /// its `type` as the event type, the attempt from `square-retry-number`, the lag from
+    /// `square-initial-delivery-timestamp`, a 10 s timeout and
     /// a 24-hour retry horizon (Square's current documentation).
     ///
     /// # Example
@@ -44,6 +45,7 @@ impl Policy {
             .attempt(AttemptSource::retries(Source::header(
                 "square-retry-number",
             )))
+            .sent_at(Source::header("square-initial-delivery-timestamp"))
             .timeout_budget(Duration::from_secs(10))
             .retry_horizon(Duration::from_secs(24 * 3600))
     }

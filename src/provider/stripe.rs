@@ -32,7 +32,8 @@ impl HmacScheme {
 
 impl Policy {
     /// A Stripe webhook route: [`HmacScheme::stripe`], the event id (`evt_…`, body `id`) as the
-    /// delivery id, the event `type`, and Stripe's 3-day retry horizon. Stripe publishes no
+    /// delivery id, the event `type`, the event's `created` time for the delivery lag, and
+    /// Stripe's 3-day retry horizon. Stripe publishes no
     /// response timeout, so none is set: add yours with [`Policy::timeout_budget`].
     ///
     /// # Example
@@ -51,6 +52,7 @@ impl Policy {
             .verify_with(HmacScheme::stripe(secrets))
             .delivery_id(Source::json(&["id"]))
             .event_type(Source::json(&["type"]))
+            .sent_at(Source::json(&["created"]))
             .retry_horizon(Duration::from_secs(3 * 24 * 3600))
     }
 }

@@ -80,8 +80,8 @@ impl Report {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryReport {
-    /// What the layer learned about the request.
-    pub delivery: Delivery,
+    /// What the layer learned about the request (boxed: the report travels the queue small).
+    pub delivery: Box<Delivery>,
     /// The status sent to the provider; `None` when none was sent (cancelled, service error).
     pub status: Option<StatusCode>,
     /// The classification.
@@ -163,7 +163,7 @@ impl Serialize for Report {
 impl Serialize for DeliveryReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = &self.delivery;
-        let mut m = s.serialize_map(Some(24))?;
+        let mut m = s.serialize_map(Some(25))?;
         m.serialize_entry("type", "delivery")?;
         m.serialize_entry("route", d.route())?;
         m.serialize_entry("provider", &d.provider())?;
@@ -192,6 +192,10 @@ impl Serialize for DeliveryReport {
             .mean_retry_interval()
             .map(|i| u64::try_from(i.as_millis()).unwrap_or(u64::MAX));
         m.serialize_entry("mean_retry_interval_ms", &interval)?;
+        let lag = d
+            .lag()
+            .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
+        m.serialize_entry("lag_ms", &lag)?;
         m.serialize_entry("flags", &FlagList(self.flags))?;
         m.serialize_entry("fields", &FieldMap(&self.fields))?;
         m.end()
@@ -258,6 +262,9 @@ impl fmt::Display for DeliveryReport {
             self.handler,
             self.total
         )?;
+        if let Some(n) = self.delivery.times_seen() {
+            write!(f, " seen={n}")?;
+        }
         match self.delivery.signature() {
             crate::SignatureStatus::Unchecked => {}
             crate::SignatureStatus::Verified { secret_index } => {
