@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-fn overhead(c: &mut Criterion) {
+/// Benchmarks each variant in its own group, on one current_thread runtime.
+fn group(c: &mut Criterion, name: &str, variants: &[&str]) {
     let rt = support::runtime();
     let body = support::payload();
-    let mut group = c.benchmark_group("overhead_2KiB");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
-    for variant in support::VARIANTS {
+    for &variant in variants {
         let (router, guard) = rt.block_on(support::build(variant));
         group.bench_function(variant, |b| {
             b.iter_custom(|iters| {
@@ -30,38 +31,19 @@ fn overhead(c: &mut Criterion) {
         });
         drop(router);
         if let Some(guard) = guard {
-            rt.block_on(guard.shutdown(Duration::from_secs(5)))
-                .expect("drained");
+            rt.block_on(guard.shutdown(Duration::from_secs(5))).expect("drained");
         }
     }
     group.finish();
 }
 
+fn overhead(c: &mut Criterion) {
+    group(c, "overhead_2KiB", &support::VARIANTS);
+}
+
 /// Dedupe on a fresh delivery id per request: no dedupe, the memory store, Redis on loopback.
 fn dedupe(c: &mut Criterion) {
-    let rt = support::runtime();
-    let body = support::payload();
-    let mut group = c.benchmark_group("dedupe_2KiB");
-    group.throughput(Throughput::Elements(1));
-    group.measurement_time(Duration::from_secs(5));
-    for &variant in support::DEDUPE_VARIANTS {
-        let (router, guard) = rt.block_on(support::build(variant));
-        group.bench_function(variant, |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    support::drive(&router, &body, iters).await;
-                    start.elapsed()
-                })
-            });
-        });
-        drop(router);
-        if let Some(guard) = guard {
-            rt.block_on(guard.shutdown(Duration::from_secs(5)))
-                .expect("drained");
-        }
-    }
-    group.finish();
+    group(c, "dedupe_2KiB", support::DEDUPE_VARIANTS);
 }
 
 criterion_group!(benches, overhead, dedupe);

@@ -7,11 +7,19 @@
 //!
 //! 1. buffers the body under a limit (`413` past it, `400` if it cannot be read) and hands the
 //!    raw bytes to the handler, so `Bytes`, `String` and `Json` extractors work unchanged;
-//! 2. times the body read and the handler separately;
-//! 3. classifies the answer into an [`Outcome`]: success, failure by class, *late* (a 2xx after
-//!    the provider's timeout budget), a failure the handler [`Mark`]ed behind a 2xx, a caught
-//!    panic (answered `500`), or a cancellation (the future was dropped mid-handler);
-//! 4. hands a [`DeliveryReport`] to a background [`Reporter`] that batches reports into a
+//! 2. verifies the provider's signature ([`provider`]: presets such as [`Policy::stripe`] and
+//!    [`Policy::github`], or any HMAC scheme described as data), answering `401` and naming the
+//!    failed check;
+//! 3. identifies the delivery (id, event type, attempt, send time) into a [`Delivery`] the
+//!    handler can read;
+//! 4. optionally processes it once ([`dedupe`]: in memory or in Redis across a fleet), answering
+//!    copies of processed deliveries without calling the handler, and releasing failed attempts
+//!    so the provider's retry runs;
+//! 5. times the body read and the handler separately, and classifies the answer into an
+//!    [`Outcome`]: success, failure by class, *late* (a 2xx after the provider's timeout
+//!    budget), a failure the handler [`Mark`]ed behind a 2xx, a caught panic (answered `500`),
+//!    or a cancellation (the future was dropped mid-handler);
+//! 6. hands a [`DeliveryReport`] to a background [`Reporter`] that batches reports into a
 //!    [`Sink`](report::Sink). Reporting never waits and never fails the response: when the queue
 //!    is full the report is dropped and counted.
 //!
@@ -23,19 +31,23 @@
 //! use std::time::Duration;
 //! use axum::{routing::post, Router};
 //! use bytes::Bytes;
-//! use webhook_monitor::{report::{Reporter, TracingSink}, Policy, WebhookMonitorLayer};
+//! use webhook_monitor::{
+//!     dedupe::MemoryStore, report::{Reporter, TracingSink}, Policy, WebhookMonitorLayer,
+//! };
 //!
 //! async fn handler(body: Bytes) -> &'static str {
-//!     // … process the delivery …
+//!     // … process the event: it is verified, and seen here once …
 //!     "ok"
 //! }
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), webhook_monitor::BoxError> {
 //! let (reporter, guard) = Reporter::spawn(TracingSink::new());
-//! let policy = Policy::custom("orders").timeout_budget(Duration::from_secs(5));
+//! let policy = Policy::stripe(std::env::var("STRIPE_WEBHOOK_SECRET")?)
+//!     .timeout_budget(Duration::from_secs(5))
+//!     .dedupe(MemoryStore::new());
 //! let app = Router::new()
-//!     .route("/webhooks/orders", post(handler))
+//!     .route("/webhooks/stripe", post(handler))
 //!     .layer(WebhookMonitorLayer::new(policy, reporter));
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -52,6 +64,7 @@
 //!
 //! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
 //! - `asymmetric`: Discord (Ed25519) and SendGrid (ECDSA P-256) signatures.
+//! - `redis`: [`dedupe::RedisStore`], dedupe shared across instances.
 //!
 //! The HMAC providers, the in-memory pieces and the `tracing` and JSON-lines sinks need no
 //! feature.
