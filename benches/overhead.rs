@@ -31,7 +31,8 @@ fn group(c: &mut Criterion, name: &str, variants: &[&str]) {
         });
         drop(router);
         if let Some(guard) = guard {
-            rt.block_on(guard.shutdown(Duration::from_secs(5))).expect("drained");
+            rt.block_on(guard.shutdown(Duration::from_secs(5)))
+                .expect("drained");
         }
     }
     group.finish();
