@@ -587,11 +587,16 @@ fn recorded(slot: &mut Option<Box<Delivery>>) -> &mut Delivery {
 
 /// The store key of a delivery: the route and its id, or its body's SHA-256.
 fn dedupe_key(policy: &Policy, delivery: &Delivery, body: &[u8]) -> String {
+    // Sized up front: `format!` would grow (reallocate) the string as it writes.
+    let join = |kind: &str, value: &str| {
+        let mut key = String::with_capacity(policy.name.len() + kind.len() + value.len());
+        key.push_str(&policy.name);
+        key.push_str(kind);
+        key.push_str(value);
+        key
+    };
     match (policy.dedupe_key, delivery.id()) {
-        (DedupeKey::DeliveryId, Some(id)) => format!("{}:id:{id}", policy.name),
-        _ => {
-            let digest = sha2::Sha256::digest(body);
-            format!("{}:sha256:{}", policy.name, hex::encode(digest))
-        }
+        (DedupeKey::DeliveryId, Some(id)) => join(":id:", id),
+        _ => join(":sha256:", &hex::encode(sha2::Sha256::digest(body))),
     }
 }

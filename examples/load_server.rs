@@ -1,0 +1,156 @@
+//! One server variant for the load harness (`scripts/load.sh`), on 127.0.0.1, one worker thread.
+//!
+//! Run with `cargo run --release --all-features --example load_server -- <variant>`; it prints
+//! `PORT <n>` and serves until killed. Variants: `bare`, `trace`, `report` (the layer, reporting
+//! only), `hanging` (reporting to a sink that never answers), `stripe` (+ Stripe verification),
+//! `full` (+ memory dedupe), `full-hanging` (full, with the hanging sink), `full-redis` (+ Redis
+//! dedupe, feature `redis`, `REDIS_URL`), and `hand` (no layer: the handler verifies the Stripe
+//! signature itself, as users write it by hand).
+
+use std::{
+    future::{pending, Future},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::{http::HeaderMap, http::StatusCode, routing::post, Router};
+use bytes::Bytes;
+use hmac::{KeyInit, Mac};
+use webhook_monitor::{
+    dedupe::MemoryStore,
+    report::{Report, Reporter, Sink, SinkError},
+    Policy, WebhookMonitorLayer,
+};
+
+/// The secret the load generator signs with.
+const SECRET: &str = "whsec_load_test_secret";
+
+/// A sink that takes every batch and does nothing with it.
+struct Discard;
+impl Sink for Discard {
+    async fn send(&self, _: &[Report]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A backend that never answers.
+struct Hangs;
+impl Sink for Hangs {
+    fn send(&self, _: &[Report]) -> impl Future<Output = Result<(), SinkError>> + Send {
+        pending()
+    }
+}
+
+async fn ok(_: Bytes) -> StatusCode {
+    StatusCode::OK
+}
+
+/// What a careful user writes without the layer: a pre-keyed HMAC, the header parsed by hand,
+/// every `v1` tried in constant time, the timestamp checked.
+async fn verify_by_hand(
+    axum::extract::State(key): axum::extract::State<hmac::Hmac<sha2::Sha256>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Some(header) = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for pair in header.split(',') {
+        match pair.split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<u64>().ok(),
+            Some(("v1", s)) => signatures.push(s),
+            _ => {}
+        }
+    }
+    let Some(t) = timestamp else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if now.abs_diff(t) > 300 {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let mut mac = key.clone();
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(&body);
+    let expected = mac.finalize().into_bytes();
+    let mut decoded = [0u8; 32];
+    for s in signatures {
+        if hex::decode_to_slice(s, &mut decoded).is_ok()
+            && subtle::ConstantTimeEq::ct_eq(&decoded[..], &expected[..]).into()
+        {
+            return StatusCode::OK;
+        }
+    }
+    StatusCode::UNAUTHORIZED
+}
+
+async fn app(variant: &str) -> Router {
+    let route = Router::new().route("/hook", post(ok));
+    let layer = |policy: Policy, hangs: bool| {
+        let reporter = if hangs {
+            Reporter::spawn(Hangs)
+        } else {
+            Reporter::spawn(Discard)
+        };
+        // The guard lives as long as the process: reporting runs until it is killed.
+        std::mem::forget(reporter.1);
+        WebhookMonitorLayer::new(policy, reporter.0)
+    };
+    let plain = || Policy::custom("hook");
+    // The generator signs each body once per run and sends a distinct id per request in a
+    // header: the same verification and dedupe work as a distinct body each time, without the
+    // generator hashing every body itself.
+    let stripe = || {
+        Policy::stripe(SECRET)
+            .rename("hook")
+            .delivery_id(webhook_monitor::provider::Source::header("x-delivery-id"))
+    };
+    match variant {
+        "bare" => route,
+        "trace" => route.layer(tower_http::trace::TraceLayer::new_for_http()),
+        "report" => route.layer(layer(plain(), false)),
+        "hanging" => route.layer(layer(plain(), true)),
+        "stripe" => route.layer(layer(stripe(), false)),
+        "full" => route.layer(layer(stripe().dedupe(MemoryStore::new()), false)),
+        "full-hanging" => route.layer(layer(stripe().dedupe(MemoryStore::new()), true)),
+        #[cfg(feature = "redis")]
+        "full-redis" => {
+            let url = std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/".into());
+            let prefix = format!("wm-load-{}:", std::process::id());
+            let store = webhook_monitor::dedupe::RedisStore::connect(url.as_str())
+                .await
+                .expect("Redis for full-redis")
+                .key_prefix(prefix);
+            route.layer(layer(stripe().dedupe(store), false))
+        }
+        "hand" => {
+            let key = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+            Router::new()
+                .route("/hook", post(verify_by_hand))
+                .with_state(key)
+        }
+        other => panic!("unknown variant {other}"),
+    }
+}
+
+fn main() -> Result<(), webhook_monitor::BoxError> {
+    let variant = std::env::args().nth(1).unwrap_or_else(|| "bare".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let app = app(&variant).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("PORT {}", listener.local_addr()?.port());
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
