@@ -3,8 +3,9 @@
 //!
 //! Run with `cargo run --release --example load_gen -- <port> <concurrency> <body bytes>
 //! <seconds>`. Every request is a Stripe-signed delivery of `body bytes` with a distinct
-//! `x-delivery-id`; the body is signed once per run. Prints one JSON line: requests per second,
-//! p50 and p99 latency in microseconds, requests, errors (non-2xx or failed).
+//! `x-delivery-id`; each connection signs the body when it starts and again every minute, so
+//! runs longer than the 5-minute tolerance stay fresh. Prints one JSON line: requests per
+//! second, p50 and p99 latency in microseconds, requests, errors (non-2xx or failed).
 
 use std::{
     sync::{
@@ -33,7 +34,6 @@ fn body(len: usize) -> Bytes {
 async fn connection(
     port: u16,
     body: Bytes,
-    signature: HeaderValue,
     ids: Arc<AtomicU64>,
     warmup_until: Instant,
     deadline: Instant,
@@ -45,7 +45,11 @@ async fn connection(
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut errors = 0;
     let mut id = itoa_buffer();
+    let (mut signature, mut signed_at) = (sign(&body)?, Instant::now());
     while Instant::now() < deadline {
+        if signed_at.elapsed() > Duration::from_secs(60) {
+            (signature, signed_at) = (sign(&body)?, Instant::now());
+        }
         let n = ids.fetch_add(1, Ordering::Relaxed);
         let req = Request::post("/hook")
             .header("content-type", "application/json")
@@ -64,6 +68,15 @@ async fn connection(
         }
     }
     Ok((latencies, errors))
+}
+
+/// The `Stripe-Signature` for `body`, now.
+fn sign(body: &[u8]) -> Result<HeaderValue, webhook_monitor::BoxError> {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut headers = webhook_monitor::testing::stripe(SECRET, body, t);
+    headers
+        .remove("stripe-signature")
+        .ok_or_else(|| "no signature".into())
 }
 
 /// Formats ids without allocating a new `String` each time.
@@ -90,10 +103,6 @@ fn main() -> Result<(), webhook_monitor::BoxError> {
     let warmup = Duration::from_secs(1);
 
     let body = body(body_len);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let signature = webhook_monitor::testing::stripe(SECRET, &body, t)
-        .remove("stripe-signature")
-        .expect("a signature");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -105,15 +114,8 @@ fn main() -> Result<(), webhook_monitor::BoxError> {
         let deadline = warmup_until + Duration::from_secs(seconds);
         let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (body, signature, ids) = (body.clone(), signature.clone(), ids.clone());
-                tokio::spawn(connection(
-                    port,
-                    body,
-                    signature,
-                    ids,
-                    warmup_until,
-                    deadline,
-                ))
+                let (body, ids) = (body.clone(), ids.clone());
+                tokio::spawn(connection(port, body, ids, warmup_until, deadline))
             })
             .collect();
         let mut all = Vec::new();

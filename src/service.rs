@@ -282,14 +282,12 @@ fn timestamp(value: &Scalar<'_>) -> Option<SystemTime> {
     }
 }
 
-/// A body field's text as a header value, sharing the body's buffer when it is unescaped.
-fn text_value(body: &Bytes, value: &Scalar<'_>) -> Option<HeaderValue> {
-    match value.as_text()? {
-        Cow::Borrowed(s) if body.as_ptr_range().contains(&s.as_ptr()) => {
-            HeaderValue::from_maybe_shared(body.slice_ref(s.as_bytes())).ok()
-        }
-        text => HeaderValue::from_str(&text).ok(),
-    }
+/// A copy of a header's value, or of a body field's text, as a small owned header value.
+///
+/// Never a slice of the request: hyper's header values and the body share its buffers, and a
+/// report waiting in the queue would keep a whole read buffer, or a whole body, alive.
+fn owned_value(text: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(text).ok()
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -385,8 +383,9 @@ impl Recorder {
                 Some(Source::Header(name)) => headers.get(name),
                 _ => None,
             };
-            d.id = header(policy.delivery_id.as_ref()).cloned();
-            d.event_type = header(policy.event_type.as_ref()).cloned();
+            d.id = header(policy.delivery_id.as_ref()).and_then(|v| owned_value(v.as_bytes()));
+            d.event_type =
+                header(policy.event_type.as_ref()).and_then(|v| owned_value(v.as_bytes()));
             d.sent_at = header(policy.sent_at.as_ref())
                 .and_then(|v| v.to_str().ok())
                 .and_then(|text| timestamp(&Scalar::Str(Cow::Borrowed(text))));
@@ -418,10 +417,10 @@ impl Recorder {
             d.sent_at = sent_at.as_ref().and_then(timestamp);
         }
         if paths[0].is_some() {
-            d.id = id.and_then(|v| text_value(body, &v));
+            d.id = id.and_then(|v| owned_value(v.as_text()?.as_bytes()));
         }
         if paths[1].is_some() {
-            d.event_type = event_type.and_then(|v| text_value(body, &v));
+            d.event_type = event_type.and_then(|v| owned_value(v.as_text()?.as_bytes()));
         }
         if let (Some(_), Some((_, offset, first))) = (paths[2], attempt) {
             let n = n

@@ -301,3 +301,32 @@ async fn readiness_is_forwarded_and_the_ready_service_is_called() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_queued_report_keeps_no_request_buffer_alive() {
+    use webhook_monitor::provider::Source;
+
+    // hyper hands over header values and bodies as slices of its read buffers; a report that kept
+    // such a slice would pin the whole buffer (or body) while it waits in the queue.
+    let (reporter, guard, sink) = reporter();
+    let buffer = Bytes::from_static(b"evt_from_a_header_buffer");
+    let body = Bytes::from(r#"{"type":"invoice.paid","pad":"xxxxxxxxxxxxxxxx"}"#.to_owned());
+    let id = http::HeaderValue::from_maybe_shared(buffer.clone()).unwrap();
+    let policy = Policy::custom("r")
+        .delivery_id(Source::header("x-id"))
+        .event_type(Source::json(&["type"]));
+    let svc = WebhookMonitorLayer::new(policy, reporter).layer_fn(echo);
+    let req = Request::builder()
+        .header("x-id", id)
+        .body(Body::from(body.clone()))
+        .unwrap();
+    svc.oneshot(req).await.unwrap();
+    let r = only_report(guard, &sink).await;
+    let within = |s: &str, b: &Bytes| b.as_ptr_range().contains(&s.as_ptr());
+    let id = r.delivery.id().unwrap();
+    assert_eq!(id, "evt_from_a_header_buffer");
+    assert!(!within(id, &buffer), "the id is a copy");
+    let event = r.delivery.event_type().unwrap();
+    assert_eq!(event, "invoice.paid");
+    assert!(!within(event, &body), "the event type is a copy");
+}
