@@ -10,7 +10,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use bytes::Bytes;
 use futures_util::{future::Either, FutureExt};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
@@ -159,7 +158,7 @@ where
                 }
             }
         }
-        rec.identify(&parts.headers, Some(&bytes));
+        rec.identify(&parts.headers, Some(&bytes[..]));
 
         // 4. Claim the delivery, so that only one copy reaches the handler.
         if let Some(store) = &shared.policy.dedupe {
@@ -368,7 +367,7 @@ impl Recorder {
 
     /// Reads the delivery id, event type and attempt the policy names: header sources before the
     /// body is read (`body` is `None`), body fields once the body is verified.
-    fn identify(&mut self, headers: &HeaderMap, body: Option<&Bytes>) {
+    fn identify(&mut self, headers: &HeaderMap, body: Option<&[u8]>) {
         let policy: &Policy = &self.shared.policy;
         let d = recorded(&mut self.slot);
         let attempt = policy.attempt.as_ref().map(
