@@ -65,10 +65,6 @@ fn outcomes(reports: &[Report]) -> Vec<Outcome> {
         .collect()
 }
 
-async fn last(m: &common::Monitored, n: usize) -> DeliveryReport {
-    m.report(n).await
-}
-
 /// Two instances sharing one backend receive the same delivery 50 times at once: the handler
 /// runs exactly once; every other copy is a duplicate (200) or in flight (409).
 async fn exactly_once_across_two_instances(a: Policy, b: Policy, id: &str) {
@@ -132,14 +128,14 @@ async fn a_failure_is_retried_and_a_success_is_final(p: Policy, id: &str) {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the duplicate did not");
 
-    let first = last(&m, 1).await;
+    let first = m.report(1).await;
     assert_eq!(first.delivery.times_seen(), Some(1));
-    let retry = last(&m, 2).await;
+    let retry = m.report(2).await;
     assert_eq!(retry.outcome, Outcome::Success);
     assert_eq!(retry.delivery.times_seen(), Some(2));
     assert_eq!(retry.delivery.first_seen(), first.delivery.first_seen());
     assert!(retry.flags.rapid_retries, "retried within a second");
-    let duplicate = last(&m, 3).await;
+    let duplicate = m.report(3).await;
     assert_eq!(duplicate.outcome, Outcome::Duplicate);
     assert_eq!(duplicate.status, Some(StatusCode::OK));
 }
@@ -150,7 +146,7 @@ async fn a_cancelled_delivery_is_released(p: Policy, id: &str) {
     let m = instance(p, calls.clone()).await;
     let gone = tokio::time::timeout(Duration::from_millis(50), deliver(&m, id, "slow")).await;
     assert!(gone.is_err());
-    assert_eq!(last(&m, 1).await.outcome, Outcome::Cancelled);
+    assert_eq!(m.report(1).await.outcome, Outcome::Cancelled);
     // The release runs in the background: wait for it (bounded), then retry.
     let mut status = StatusCode::CONFLICT;
     for _ in 0..50 {
@@ -229,9 +225,9 @@ mod memory {
         for _ in 0..4 {
             deliver(&m, "evt_storm", "fail").await;
         }
-        let third = last(&m, 3).await;
+        let third = m.report(3).await;
         assert!(!third.flags.many_attempts && !third.flags.rapid_retries);
-        let fourth = last(&m, 4).await;
+        let fourth = m.report(4).await;
         assert_eq!(fourth.delivery.times_seen(), Some(4));
         assert!(fourth.flags.many_attempts);
     }
