@@ -13,9 +13,7 @@ use std::{
 };
 
 use axum::{http::StatusCode, routing::post, Router};
-use webhook_monitor::{
-    dedupe::DedupeStore, provider::Source, DeliveryReport, Outcome, Policy, Report,
-};
+use webhook_monitor::{dedupe::DedupeStore, provider::Source, Outcome, Policy, Report};
 
 /// What the handler does, by the body it receives.
 fn routes(calls: Arc<AtomicUsize>) -> Router {
