@@ -42,7 +42,15 @@ struct PrintSink {
 impl Sink for PrintSink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
         let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        for report in batch.iter().filter_map(Report::as_delivery) {
+        for report in batch {
+            let report = match report {
+                Report::Delivery(report) => report,
+                Report::Alert(alert) => {
+                    println!("  ALERT   {alert}");
+                    continue;
+                }
+                _ => continue,
+            };
             println!("  report  {report}");
             let outcome = match report.outcome.detail() {
                 Some(detail) => format!("{}({detail})", report.outcome.as_str()),
@@ -98,10 +106,12 @@ fn app(reporter: Reporter) -> Router {
         .event_type(Source::header("x-event-type"));
     // Payments come from Stripe: signed, identified by the event id in the body, and processed
     // once however often Stripe retries (the in-memory store; `RedisStore` for a fleet).
+    // The watchers alert on three failures in a row (five by default).
     let payments_policy = Policy::stripe(STRIPE_SECRET)
         .rename("payments")
         .timeout_budget(Duration::from_secs(3))
-        .dedupe(MemoryStore::new());
+        .dedupe(MemoryStore::new())
+        .watch(|w| w.consecutive_failures(3));
     Router::new()
         .route(
             "/webhooks/orders",
@@ -194,6 +204,11 @@ fn tour() -> Vec<Step> {
             "a payment to an endpoint that moved (308)",
             PAYMENTS,
             r#"{"id":"evt_4","type":"charge.succeeded","amount":5,"api":"v1"}"#,
+        ),
+        step(
+            "a payment succeeds again: the alert resolves",
+            PAYMENTS,
+            r#"{"id":"evt_5","type":"charge.succeeded","amount":7}"#,
         ),
         step(
             "an order with no order_id: a silent failure behind a 200",

@@ -24,7 +24,15 @@ pub(crate) struct Shared {
 
 impl WebhookMonitorLayer {
     /// A layer that applies `policy` and reports through `reporter`.
+    ///
+    /// The reporter's worker starts [watching](crate::watch) the route now, with the policy's
+    /// thresholds: a route that never gets a delivery can be reported silent.
     pub fn new(policy: Policy, reporter: Reporter) -> Self {
+        reporter.watch_route(
+            Arc::clone(&policy.name),
+            policy.watch.clone(),
+            policy.timeout_budget,
+        );
         Self {
             shared: Arc::new(Shared { policy, reporter }),
         }

@@ -12,18 +12,26 @@
 //!    failed check;
 //! 3. identifies the delivery (id, event type, attempt, send time) into a [`Delivery`] the
 //!    handler can read;
-//! 4. optionally processes it once ([`dedupe`]: in memory or in Redis across a fleet), answering
+//! 4. optionally checks the payload ([`payload`]: size, valid JSON, required and non-null
+//!    fields, nesting depth), answering `422` or only flagging the report, as each check says;
+//! 5. optionally processes it once ([`dedupe`]: in memory or in Redis across a fleet), answering
 //!    copies of processed deliveries without calling the handler, and releasing failed attempts
 //!    so the provider's retry runs;
-//! 5. times the body read and the handler separately, and classifies the answer into an
+//! 6. times the body read and the handler separately, and classifies the answer into an
 //!    [`Outcome`]: success, failure by class, *late* (a 2xx after the provider's timeout
 //!    budget), a failure the handler [`Mark`]ed behind a 2xx, a caught panic (answered `500`),
 //!    or a cancellation (the future was dropped mid-handler);
-//! 6. hands a [`DeliveryReport`] to a background [`Reporter`] that batches reports into a
+//! 7. hands a [`DeliveryReport`] to a background [`Reporter`] that batches reports into a
 //!    [`Sink`](report::Sink). Reporting never waits and never fails the response: when the queue
 //!    is full the report is dropped and counted.
 //!
 //! Rejections are responses, never errors: the service's error type stays the inner service's.
+//!
+//! On top of the reports, the reporter's worker runs [watchers](watch) per route: spikes,
+//! drops and silence (with quiet hours), deliveries that are all rejected, retry storms, failure
+//! rates, and p95 latency near the provider's timeout or creeping above its baseline. Their
+//! alerts are reports too ([`Report::Alert`]), sent once when they open and once when they
+//! resolve.
 //!
 //! # Example
 //!
@@ -82,11 +90,13 @@ mod delivery;
 mod future;
 mod layer;
 mod outcome;
+pub mod payload;
 mod policy;
 pub mod provider;
 pub mod report;
 mod service;
 pub mod testing;
+pub mod watch;
 
 pub use body::WebhookBody;
 #[cfg(feature = "axum")]
@@ -98,6 +108,7 @@ pub use layer::WebhookMonitorLayer;
 pub use outcome::{
     Classify, DefaultClassify, FailureKind, Field, FieldValue, Mark, Outcome, RejectReason,
 };
+pub use payload::PayloadChecks;
 pub use policy::{FingerprintAlgorithm, Policy};
 pub use report::{DeliveryReport, Flags, Report, Reporter, ReporterGuard};
 pub use service::WebhookMonitor;

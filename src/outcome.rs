@@ -117,6 +117,9 @@ pub enum RejectReason {
     FutureTimestamp,
     /// The dedupe store could not answer and the policy fails closed (`503`).
     DedupeUnavailable,
+    /// A rejecting [payload check](crate::payload) failed (`422`); the report's
+    /// [`payload`](crate::DeliveryReport::payload) names it.
+    PayloadCheck,
 }
 
 impl RejectReason {
@@ -131,6 +134,7 @@ impl RejectReason {
             Self::StaleTimestamp => "stale_timestamp",
             Self::FutureTimestamp => "future_timestamp",
             Self::DedupeUnavailable => "dedupe_unavailable",
+            Self::PayloadCheck => "payload_check",
         }
     }
 
@@ -145,6 +149,7 @@ impl RejectReason {
             | Self::StaleTimestamp
             | Self::FutureTimestamp => StatusCode::UNAUTHORIZED,
             Self::DedupeUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PayloadCheck => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }

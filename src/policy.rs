@@ -11,7 +11,9 @@ use http::StatusCode;
 use crate::{
     dedupe::{DedupeKey, DedupeStore, StoreFailure},
     outcome::{Classify, DefaultClassify},
+    payload::PayloadChecks,
     provider::{AttemptSource, Scheme, Source},
+    watch::{QuietHours, Watch},
 };
 
 /// The clock a policy reads, for timestamps and `received_at`.
@@ -60,6 +62,8 @@ pub struct Policy {
     pub(crate) in_flight_retry_after: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) min_retry_interval: Duration,
+    pub(crate) payload_checks: Option<Arc<PayloadChecks>>,
+    pub(crate) watch: Watch,
 }
 
 impl Policy {
@@ -111,6 +115,8 @@ impl Policy {
             in_flight_retry_after: Self::DEFAULT_IN_FLIGHT_RETRY_AFTER,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             min_retry_interval: Self::DEFAULT_MIN_RETRY_INTERVAL,
+            payload_checks: None,
+            watch: Watch::default(),
         }
     }
 
@@ -164,6 +170,42 @@ impl Policy {
     pub fn classify_with(mut self, classify: impl Classify) -> Self {
         self.classify = Arc::new(classify);
         self
+    }
+
+    /// Sets the route's [watchers](crate::watch)' thresholds: `f` gets the current ones (the
+    /// [defaults](Watch::default) unless changed) and returns the new ones. Turn them off with
+    /// `.watch(|_| Watch::off())`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_monitor::Policy;
+    ///
+    /// let policy = Policy::custom("orders")
+    ///     .timeout_budget(Duration::from_secs(10))
+    ///     .watch(|w| w.consecutive_failures(3).near_timeout(0.5));
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn watch(mut self, f: impl FnOnce(Watch) -> Watch) -> Self {
+        self.watch = f(self.watch);
+        self
+    }
+
+    /// Expects at least `n` deliveries per `per`: a gap longer than `per / n` is reported as a
+    /// [silence](crate::watch::AlertKind::Silence), by the reporter's worker, with no traffic at
+    /// all. Shorthand for [`Watch::expect_at_least`]. Off by default.
+    #[must_use]
+    pub fn expect_at_least(self, n: u32, per: Duration) -> Self {
+        self.watch(|w| w.expect_at_least(n, per))
+    }
+
+    /// When the route is expected to be silent: no silence alert opens then. Shorthand for
+    /// [`Watch::quiet_hours`]. Defaults to none.
+    #[must_use]
+    pub fn quiet_hours(self, quiet: QuietHours) -> Self {
+        self.watch(|w| w.quiet_hours(quiet))
     }
 
     /// How the body is fingerprinted in each [`Delivery`](crate::Delivery). Defaults to
@@ -251,6 +293,33 @@ impl Policy {
     #[must_use]
     pub fn dedupe(mut self, store: impl DedupeStore) -> Self {
         self.dedupe = Some(Arc::new(store));
+        self
+    }
+
+    /// Checks each delivery's body ([`PayloadChecks`]: size, valid JSON, required and non-null
+    /// fields, nesting depth), after its signature is verified and before dedupe. A rejecting
+    /// check that fails answers `422 Unprocessable Entity` without calling the handler; a
+    /// flagging one lets the delivery through and flags its report
+    /// [`payload_flagged`](crate::Flags::payload_flagged). Either way the report's
+    /// [`payload`](crate::DeliveryReport::payload) names the failed check. Defaults to none: no
+    /// check, and no cost.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use webhook_monitor::{payload::Check, PayloadChecks, Policy};
+    ///
+    /// let policy = Policy::stripe("whsec_…").payload_checks(
+    ///     PayloadChecks::new()
+    ///         .reject(Check::max_depth(32))
+    ///         .reject(Check::require("/data/object/id"))
+    ///         .flag(Check::not_null("/data/object/customer")),
+    /// );
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn payload_checks(mut self, checks: PayloadChecks) -> Self {
+        self.payload_checks = Some(Arc::new(checks));
         self
     }
 
@@ -342,6 +411,8 @@ impl fmt::Debug for Policy {
             .field("dedupe_window", &self.dedupe_window)
             .field("in_flight_ttl", &self.in_flight_ttl)
             .field("on_store_failure", &self.on_store_failure)
+            .field("payload_checks", &self.payload_checks)
+            .field("watch", &self.watch)
             .finish_non_exhaustive()
     }
 }

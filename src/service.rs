@@ -24,6 +24,7 @@ use crate::{
     delivery::{Delivery, Fingerprint, SignatureStatus},
     future::ResponseFuture,
     layer::Shared,
+    payload::{Action, PayloadViolation},
     provider::{
         peek::{self, Scalar},
         AttemptSource, SignedRequest, Source,
@@ -160,7 +161,23 @@ where
         }
         rec.identify(&parts.headers, Some(&bytes[..]));
 
-        // 4. Claim the delivery, so that only one copy reaches the handler.
+        // 4. Check the payload, where the policy asks for it.
+        if let Some(checks) = &shared.policy.payload_checks {
+            match checks.evaluate(&bytes) {
+                Some((violation, Action::Reject)) => {
+                    let reason = violation.to_string();
+                    rec.payload = Some(Box::new(violation));
+                    return Ok(rec.reject(RejectReason::PayloadCheck, reason));
+                }
+                Some((violation, Action::Flag)) => {
+                    rec.flags.payload_flagged = true;
+                    rec.payload = Some(Box::new(violation));
+                }
+                None => {}
+            }
+        }
+
+        // 5. Claim the delivery, so that only one copy reaches the handler.
         if let Some(store) = &shared.policy.dedupe {
             let policy = &shared.policy;
             let key = dedupe_key(policy, rec.delivery(), &bytes);
@@ -205,7 +222,7 @@ where
             }
         }
 
-        // 5. Call the handler with the buffered body, catching a panic in `call` or in its future.
+        // 6. Call the handler with the buffered body, catching a panic in `call` or in its future.
         parts.extensions.insert(rec.delivery().clone());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
         rec.handler_start = Some(Instant::now());
@@ -218,7 +235,7 @@ where
         let result = caught.await;
         rec.handler_end = Some(Instant::now());
 
-        // 6. Classify; settle the claim before answering, so that a copy arriving after the
+        // 7. Classify; settle the claim before answering, so that a copy arriving after the
         //    response always finds the delivery done (or released).
         match result {
             Ok(Ok(mut res)) => {
@@ -325,6 +342,8 @@ struct Recorder {
     /// the report travels the queue as a pointer.
     slot: Option<Box<Delivery>>,
     flags: Flags,
+    /// The failed payload check, rejecting or flagging.
+    payload: Option<Box<PayloadViolation>>,
     /// The dedupe claim this request holds: its key and owner token.
     claim: Option<(String, Token)>,
 }
@@ -356,6 +375,7 @@ impl Recorder {
             handler_end: None,
             slot: delivery,
             flags: Flags::default(),
+            payload: None,
             claim: None,
         }
     }
@@ -553,6 +573,7 @@ impl Recorder {
             total,
             flags,
             fields,
+            payload: self.payload.take(),
         };
         self.shared.reporter.try_report(Report::Delivery(report));
     }

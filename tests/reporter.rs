@@ -275,6 +275,7 @@ async fn json_lines_follow_the_documented_schema() {
         "outcome",
         "outcome_detail",
         "reason",
+        "payload_check",
         "received_at",
         "body_read_us",
         "handler_us",
@@ -303,6 +304,7 @@ async fn json_lines_follow_the_documented_schema() {
     assert_eq!(v["outcome"], "failure");
     assert_eq!(v["outcome_detail"], "marked");
     assert_eq!(v["reason"], "no payment_id");
+    assert_eq!(v["payload_check"], serde_json::Value::Null);
     assert_eq!(v["body_bytes"], 7);
     assert_eq!(v["flags"], serde_json::json!([]));
     assert_eq!(

@@ -16,10 +16,12 @@ use webhook_monitor::{
     dedupe::MemoryStore,
     provider::Source,
     report::{JsonLinesSink, Report, Reporter, Sink, SinkError},
+    watch::Watch,
     Policy, ReporterGuard, WebhookMonitorLayer,
 };
 
-/// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`.
+/// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`; `build`
+/// also knows `monitored-unwatched` (the watchers off).
 pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
 
 /// The dedupe variants: no dedupe, the memory store, and (feature `redis`) Redis on loopback.
@@ -78,6 +80,15 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             let (reporter, guard) = Reporter::spawn(Discard::default());
             (
                 router.layer(WebhookMonitorLayer::new(policy(), reporter)),
+                Some(guard),
+            )
+        }
+        // The same with the watchers off: their share of the worker's cost.
+        "monitored-unwatched" => {
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            let policy = policy().watch(|_| Watch::off());
+            (
+                router.layer(WebhookMonitorLayer::new(policy, reporter)),
                 Some(guard),
             )
         }

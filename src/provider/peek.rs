@@ -100,7 +100,7 @@ pub(crate) fn peek<'a, const N: usize>(
 }
 
 /// Iterates over the indices of the set bits of `mask`.
-fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if mask == 0 {
             return None;
@@ -214,20 +214,32 @@ impl<'de> Visitor<'de> for Walker<'_, 'de> {
     }
 }
 
+/// A path of object keys from the root, as [`KeySeed`] matches it.
+pub(crate) trait KeyPath {
+    /// The key at `depth` (0 for a key of the root object), if the path goes that deep.
+    fn key(&self, depth: usize) -> Option<&str>;
+}
+
+impl KeyPath for &[&str] {
+    fn key(&self, depth: usize) -> Option<&str> {
+        self.get(depth).copied()
+    }
+}
+
 /// Reads an object key and returns the mask of alive paths whose key at `depth` it is.
 ///
 /// The key is compared where it lies (borrowed, or in serde_json's scratch buffer when it has
 /// escapes), so no key is ever allocated.
-struct KeySeed<'w> {
+pub(crate) struct KeySeed<'w, P> {
     /// All requested paths.
-    paths: &'w [&'w [&'w str]],
+    pub(crate) paths: &'w [P],
     /// Depth of the object holding the key.
-    depth: usize,
+    pub(crate) depth: usize,
     /// Paths that led to this object.
-    alive: u64,
+    pub(crate) alive: u64,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+impl<'de, P: KeyPath> DeserializeSeed<'de> for KeySeed<'_, P> {
     type Value = u64;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
@@ -235,7 +247,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     }
 }
 
-impl Visitor<'_> for KeySeed<'_> {
+impl<P: KeyPath> Visitor<'_> for KeySeed<'_, P> {
     type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,7 +256,7 @@ impl Visitor<'_> for KeySeed<'_> {
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<u64, E> {
         Ok(bits(self.alive)
-            .filter(|&i| self.paths[i].get(self.depth) == Some(&key))
+            .filter(|&i| self.paths[i].key(self.depth) == Some(key))
             .fold(0, |mask, i| mask | 1 << i))
     }
 }

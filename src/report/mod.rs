@@ -55,7 +55,7 @@ pub use reporter::{
 };
 pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError, TracingSink};
 
-use crate::{outcome::Field, Delivery, FieldValue, Outcome};
+use crate::{outcome::Field, watch::Alert, Delivery, FieldValue, Outcome};
 
 /// What the reporter sends to its sink.
 ///
@@ -65,6 +65,8 @@ use crate::{outcome::Field, Delivery, FieldValue, Outcome};
 pub enum Report {
     /// One delivery, as the layer saw it.
     Delivery(DeliveryReport),
+    /// An alert a [watcher](crate::watch) opened or resolved.
+    Alert(Alert),
 }
 
 impl Report {
@@ -72,6 +74,15 @@ impl Report {
     pub fn as_delivery(&self) -> Option<&DeliveryReport> {
         match self {
             Self::Delivery(d) => Some(d),
+            Self::Alert(_) => None,
+        }
+    }
+
+    /// The alert, if this is one.
+    pub fn as_alert(&self) -> Option<&Alert> {
+        match self {
+            Self::Alert(a) => Some(a),
+            Self::Delivery(_) => None,
         }
     }
 }
@@ -99,6 +110,10 @@ pub struct DeliveryReport {
     pub flags: Flags,
     /// The handler's custom fields, from its [`Mark`](crate::Mark).
     pub fields: Vec<Field>,
+    /// The failed [payload check](crate::payload), if any: the one that rejected the delivery
+    /// (outcome rejected, `payload_check`), or the one that flagged it
+    /// ([`payload_flagged`](Flags::payload_flagged)).
+    pub payload: Option<Box<crate::payload::PayloadViolation>>,
 }
 
 /// Noteworthy facts about a delivery.
@@ -121,6 +136,9 @@ pub struct Flags {
     /// The dedupe claim expired while the handler ran (it took longer than the policy's
     /// in-flight TTL): a copy may have been processed at the same time.
     pub claim_expired: bool,
+    /// A flagging [payload check](crate::payload) failed; the report's
+    /// [`payload`](DeliveryReport::payload) names it.
+    pub payload_flagged: bool,
 }
 
 impl Flags {
@@ -133,6 +151,7 @@ impl Flags {
             (self.many_attempts, "many_attempts"),
             (self.rapid_retries, "rapid_retries"),
             (self.claim_expired, "claim_expired"),
+            (self.payload_flagged, "payload_flagged"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -156,6 +175,7 @@ impl Serialize for Report {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Delivery(d) => d.serialize(s),
+            Self::Alert(a) => a.serialize(s),
         }
     }
 }
@@ -176,6 +196,7 @@ impl Serialize for DeliveryReport {
         m.serialize_entry("outcome", self.outcome.as_str())?;
         m.serialize_entry("outcome_detail", &self.outcome.detail())?;
         m.serialize_entry("reason", &self.reason)?;
+        m.serialize_entry("payload_check", &self.payload)?;
         let received_at = humantime::format_rfc3339_micros(d.received_at()).to_string();
         m.serialize_entry("received_at", &received_at)?;
         m.serialize_entry("body_read_us", &micros(self.body_read))?;
@@ -274,6 +295,12 @@ impl fmt::Display for DeliveryReport {
         }
         for name in self.flags.names() {
             write!(f, " [{name}]")?;
+        }
+        if let Some(violation) = &self.payload {
+            write!(f, " payload_check={}", violation.check())?;
+            if self.flags.payload_flagged {
+                write!(f, " ({violation})")?; // a rejection's reason says it already
+            }
         }
         if let Some(reason) = &self.reason {
             write!(f, " reason={reason:?}")?;

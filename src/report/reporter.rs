@@ -3,16 +3,23 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
-        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Arc, Mutex, PoisonError,
     },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::{
+    sync::{mpsc, oneshot, Notify},
+    time::Instant,
+};
 
 use super::{worker, Report, Sink};
+use crate::{
+    policy::Clock,
+    watch::{Registration, Watch},
+};
 
 /// The cheap, cloneable handle the layer reports through. Never blocks, never fails a request.
 ///
@@ -31,6 +38,9 @@ pub(super) struct Shared {
     /// it is gathering, which the worker publishes before it lingers.
     pub(super) notify: Notify,
     pub(super) wake_at: AtomicUsize,
+    /// Routes registered by layers, for the worker to pick up (see [`Reporter::watch_route`]).
+    pub(super) registrations: Mutex<Vec<Registration>>,
+    pub(super) registered: AtomicBool,
 }
 
 #[derive(Default)]
@@ -41,6 +51,7 @@ pub(super) struct Counters {
     pub(super) sent: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) batches: AtomicU64,
+    pub(super) alerts: AtomicU64,
 }
 
 impl Reporter {
@@ -83,6 +94,24 @@ impl Reporter {
         }
     }
 
+    /// Has the worker watch `route` with `watch`, from now on: silence is counted from this
+    /// call. The layer calls it for its policy's route when it is built.
+    pub(crate) fn watch_route(&self, route: Arc<str>, watch: Watch, budget: Option<Duration>) {
+        let registration = Registration {
+            route,
+            watch,
+            budget,
+            at: Instant::now(),
+        };
+        let shared = &self.shared;
+        let mut pending = shared
+            .registrations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.push(registration);
+        shared.registered.store(true, Relaxed);
+    }
+
     /// The reporter's own counters: monitor the monitor.
     pub fn stats(&self) -> ReporterStats {
         let c = &self.shared.counters;
@@ -93,6 +122,7 @@ impl Reporter {
             sent: c.sent.load(Relaxed),
             failed: c.failed.load(Relaxed),
             batches: c.batches.load(Relaxed),
+            alerts: c.alerts.load(Relaxed),
             queue_depth: self.tx.max_capacity() - self.tx.capacity(),
         }
     }
@@ -109,8 +139,8 @@ impl fmt::Debug for Reporter {
 /// Counters of a [`Reporter`], from [`Reporter::stats`].
 ///
 /// Every report handed to [`Reporter::try_report`] is counted exactly once in `enqueued`,
-/// `dropped_full` or `dropped_closed`; every enqueued report ends in `sent` or `failed`, or is
-/// still queued (`queue_depth`) or in the batch being sent.
+/// `dropped_full` or `dropped_closed`; every enqueued report, and every alert, ends in `sent` or
+/// `failed`, or is still queued (`queue_depth`) or in the batch being sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReporterStats {
@@ -126,6 +156,9 @@ pub struct ReporterStats {
     pub failed: u64,
     /// Batches handed to the sink.
     pub batches: u64,
+    /// Alerts the [watchers](crate::watch) opened or resolved. They travel in the batches, and
+    /// are counted in `sent` or `failed` too.
+    pub alerts: u64,
     /// Reports waiting in the queue now.
     pub queue_depth: usize,
 }
@@ -150,12 +183,13 @@ pub struct ReporterStats {
 /// # guard.shutdown(Duration::from_secs(1)).await.unwrap();
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReporterBuilder {
     queue_capacity: usize,
     batch_size: usize,
     linger: Duration,
     sink_timeout: Duration,
+    clock: Option<Clock>,
 }
 
 impl Default for ReporterBuilder {
@@ -165,7 +199,20 @@ impl Default for ReporterBuilder {
             batch_size: ReporterBuilder::DEFAULT_BATCH_SIZE,
             linger: ReporterBuilder::DEFAULT_LINGER,
             sink_timeout: ReporterBuilder::DEFAULT_SINK_TIMEOUT,
+            clock: None,
         }
+    }
+}
+
+impl fmt::Debug for ReporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReporterBuilder")
+            .field("queue_capacity", &self.queue_capacity)
+            .field("batch_size", &self.batch_size)
+            .field("linger", &self.linger)
+            .field("sink_timeout", &self.sink_timeout)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
     }
 }
 
@@ -214,6 +261,28 @@ impl ReporterBuilder {
         self
     }
 
+    /// The wall clock alerts are stamped with and [quiet hours](crate::watch::QuietHours) are
+    /// read from. Defaults to [`SystemTime::now`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use webhook_monitor::report::{Reporter, TracingSink};
+    ///
+    /// // In a test with a paused tokio clock: a wall clock that starts on a Monday at 09:00 UTC
+    /// // and follows tokio's time.
+    /// let start = tokio::time::Instant::now();
+    /// let monday = UNIX_EPOCH + Duration::from_secs(4 * 86_400 + 9 * 3600);
+    /// let builder = Reporter::builder().clock(move || monday + start.elapsed());
+    /// # let _ = builder;
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Builds the reporter and spawns its worker onto the current tokio runtime.
     ///
     /// # Panics
@@ -237,11 +306,14 @@ impl ReporterBuilder {
             counters: Counters::default(),
             notify: Notify::new(),
             wake_at: AtomicUsize::new(self.batch_size),
+            registrations: Mutex::new(Vec::new()),
+            registered: AtomicBool::new(false),
         });
         let config = worker::Config {
             batch_size: self.batch_size,
             linger: self.linger,
             sink_timeout: self.sink_timeout,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
         };
         let worker = worker::run(sink, rx, stop_rx, done_tx, Arc::clone(&shared), config);
         let reporter = Reporter { tx, shared };

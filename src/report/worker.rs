@@ -7,16 +7,21 @@ use std::{
 
 use tokio::{
     sync::{mpsc, oneshot},
-    time::Instant,
+    time::{Instant, MissedTickBehavior},
 };
 
 use super::{reporter::Shared, Report, Sink};
+use crate::{policy::Clock, watch::Watchers};
 
 pub(super) struct Config {
     pub(super) batch_size: usize,
     pub(super) linger: Duration,
     pub(super) sink_timeout: Duration,
+    pub(super) clock: Clock,
 }
+
+/// How often the watchers are evaluated without traffic (for silence, drops, windows closing).
+const TICK: Duration = Duration::from_secs(60);
 
 /// Sink failures are logged at most once per this interval.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -32,11 +37,22 @@ pub(super) async fn run<K: Sink>(
     let mut batch = Vec::with_capacity(config.batch_size);
     let mut warned_at: Option<Instant> = None;
     let mut stopping = false;
+    let mut watchers = Watchers::new(Arc::clone(&config.clock));
+    let mut tick = tokio::time::interval_at(Instant::now() + TICK, TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     while !stopping {
-        // Idle: wait for the first report (the channel wakes us) or the stop signal.
+        // Idle: wait for the first report (the channel wakes us), the watchers' tick or the stop
+        // signal.
         tokio::select! {
             biased;
             _ = &mut stop => break,
+            _ = tick.tick() => {
+                watch(&mut watchers, &shared, &mut batch);
+                if !batch.is_empty() {
+                    deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+                }
+                continue;
+            }
             n = rx.recv_many(&mut batch, config.batch_size) => if n == 0 { break },
         }
         // Linger so that a batch gathers, unless the rest of a batch is already queued.
@@ -56,14 +72,36 @@ pub(super) async fn run<K: Sink>(
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }
+        watch(&mut watchers, &shared, &mut batch);
         deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
     }
     // Stop accepting, then send what is already queued.
     rx.close();
     while rx.recv_many(&mut batch, config.batch_size).await > 0 {
+        watch(&mut watchers, &shared, &mut batch);
         deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
     }
     let _ = done.send(());
+}
+
+/// Feeds the batch's reports to the watchers and appends the alerts they raise. An empty batch
+/// (the tick) evaluates every route; otherwise only those with news are.
+fn watch(watchers: &mut Watchers, shared: &Shared, batch: &mut Vec<Report>) {
+    if shared.registered.swap(false, Relaxed) {
+        let pending = std::mem::take(
+            &mut *shared
+                .registrations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        pending.into_iter().for_each(|r| watchers.register(r));
+    }
+    let now = Instant::now();
+    watchers.observe(batch, now);
+    let before = batch.len();
+    watchers.evaluate(now, before == 0, batch);
+    let raised = (batch.len() - before) as u64;
+    shared.counters.alerts.fetch_add(raised, Relaxed);
 }
 
 async fn deliver<K: Sink>(

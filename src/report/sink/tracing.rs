@@ -7,10 +7,13 @@ use crate::report::{DeliveryReport, Report};
 ///
 /// Events use the target `webhook_monitor::delivery`. Successes are logged at `INFO`; every other
 /// outcome, and any flagged delivery, at `WARN`. Fields: `route`, `provider`, `delivery_id`,
-/// `event_type`, `attempt`, `status`, `outcome`, `detail`, `reason`, `body_read_us`,
-/// `handler_us`, `total_us`, `body_bytes`, `fingerprint`, `times_seen`, `flags` (comma-separated),
-/// and
-/// `fields` (the handler's custom fields as JSON).
+/// `event_type`, `attempt`, `status`, `outcome`, `detail`, `reason`, `payload_check` and
+/// `payload_message` (the failed payload check's name and message), `body_read_us`,
+/// `handler_us`, `total_us`, `body_bytes`, `fingerprint`, `times_seen`, `flags` (comma-separated)
+/// and `fields` (the handler's custom fields as JSON).
+///
+/// Alerts use the target `webhook_monitor::alert`, at `WARN`, with the fields `kind`, `route`,
+/// `severity`, `state`, and the alert's one-line summary as the message.
 ///
 /// # Example
 ///
@@ -39,6 +42,14 @@ impl Sink for TracingSink {
         for report in batch {
             match report {
                 Report::Delivery(d) => log(d),
+                Report::Alert(a) => warn!(
+                    target: "webhook_monitor::alert",
+                    kind = a.kind.as_str(),
+                    route = &*a.route,
+                    severity = a.severity.as_str(),
+                    state = a.state.as_str(),
+                    "{a}"
+                ),
             }
         }
         Ok(())
@@ -63,6 +74,8 @@ fn log(r: &DeliveryReport) {
                 outcome = r.outcome.as_str(),
                 detail = r.outcome.detail(),
                 reason = r.reason.as_deref(),
+                payload_check = r.payload.as_ref().map(|v| v.check()),
+                payload_message = r.payload.as_ref().map(tracing::field::display),
                 body_read_us = crate::report::micros(r.body_read),
                 handler_us = crate::report::micros(r.handler),
                 total_us = crate::report::micros(r.total),

@@ -1,0 +1,274 @@
+//! What a watcher sends: [`Alert`].
+
+use std::{fmt, sync::Arc, time::SystemTime};
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::{outcome::Field, report::FieldMap};
+
+/// An alert a watcher raised or cleared, sent to the sinks as
+/// [`Report::Alert`](crate::report::Report::Alert).
+///
+/// An alert is sent once when it opens and once when it resolves, never on every evaluation.
+/// After it resolves it cannot open again for the route's
+/// [cooldown](super::Watch::cooldown).
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::{report::Report, watch::{AlertKind, AlertState}};
+///
+/// fn page_someone(report: &Report) -> bool {
+///     report.as_alert().is_some_and(|a| {
+///         a.state == AlertState::Opened && a.kind == AlertKind::Silence
+///     })
+/// }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Alert {
+    /// What was detected.
+    pub kind: AlertKind,
+    /// The route's name.
+    pub route: Arc<str>,
+    /// How urgent it is.
+    pub severity: Severity,
+    /// Opened or resolved.
+    pub state: AlertState,
+    /// When it opened (for a resolved alert, when it had opened).
+    pub opened_at: SystemTime,
+    /// When this state was reached, by the reporter's clock.
+    pub at: SystemTime,
+    /// The figures that triggered it, or for a resolved alert the figures that cleared it.
+    pub figures: Vec<Field>,
+}
+
+impl Alert {
+    /// The figure named `name`, if the alert carries it.
+    pub fn figure(&self, name: &str) -> Option<&crate::FieldValue> {
+        self.figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &f.value)
+    }
+}
+
+/// What a watcher detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// The current (or last full) minute saw many times the deliveries of the minutes before.
+    Spike,
+    /// A minute went by without a delivery on a route that usually gets several a minute.
+    Drop,
+    /// No delivery for longer than the route's expected interval.
+    Silence,
+    /// Deliveries arrive but every one of them is rejected (bad signature, too large…).
+    AllRejected,
+    /// Many deliveries are retries: more attempts, or faster retries, than the policy allows.
+    RetryStorm,
+    /// The share of failed deliveries over the window is above the threshold.
+    FailureRate,
+    /// Several deliveries in a row failed.
+    ConsecutiveFailures,
+    /// The window's p95 latency is close to the provider's timeout budget.
+    NearTimeout,
+    /// The window's p95 latency is a multiple of the route's baseline.
+    LatencyDegraded,
+}
+
+impl AlertKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [AlertKind; 9] = [
+        Self::Spike,
+        Self::Drop,
+        Self::Silence,
+        Self::AllRejected,
+        Self::RetryStorm,
+        Self::FailureRate,
+        Self::ConsecutiveFailures,
+        Self::NearTimeout,
+        Self::LatencyDegraded,
+    ];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spike => "spike",
+            Self::Drop => "drop",
+            Self::Silence => "silence",
+            Self::AllRejected => "all_rejected",
+            Self::RetryStorm => "retry_storm",
+            Self::FailureRate => "failure_rate",
+            Self::ConsecutiveFailures => "consecutive_failures",
+            Self::NearTimeout => "near_timeout",
+            Self::LatencyDegraded => "latency_degraded",
+        }
+    }
+
+    /// How urgent an alert of this kind is.
+    ///
+    /// Critical: deliveries are being lost now (silence, all rejected, failures). Warning: a
+    /// trend that needs a look (spikes, drops, retries, latency).
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::Silence | Self::AllRejected | Self::FailureRate | Self::ConsecutiveFailures => {
+                Severity::Critical
+            }
+            Self::Spike
+            | Self::Drop
+            | Self::RetryStorm
+            | Self::NearTimeout
+            | Self::LatencyDegraded => Severity::Warning,
+        }
+    }
+
+    /// What it means, in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Spike => "traffic spike",
+            Self::Drop => "traffic dropped to zero",
+            Self::Silence => "no deliveries for longer than expected",
+            Self::AllRejected => "deliveries arrive, none gets through",
+            Self::RetryStorm => "retry storm",
+            Self::FailureRate => "failure rate above threshold",
+            Self::ConsecutiveFailures => "consecutive failures",
+            Self::NearTimeout => "p95 latency near the provider's timeout",
+            Self::LatencyDegraded => "p95 latency well above its baseline",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How urgent an [`Alert`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Severity {
+    /// A trend to look at.
+    Warning,
+    /// Deliveries are being lost.
+    Critical,
+}
+
+impl Severity {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// Whether an [`Alert`] opens or resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AlertState {
+    /// The condition was detected.
+    Opened,
+    /// The condition cleared.
+    Resolved,
+}
+
+impl AlertState {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("type", "alert")?;
+        m.serialize_entry("kind", self.kind.as_str())?;
+        m.serialize_entry("route", &*self.route)?;
+        m.serialize_entry("severity", self.severity.as_str())?;
+        m.serialize_entry("state", self.state.as_str())?;
+        let rfc3339 = |t| humantime::format_rfc3339_seconds(t).to_string();
+        m.serialize_entry("opened_at", &rfc3339(self.opened_at))?;
+        m.serialize_entry("at", &rfc3339(self.at))?;
+        m.serialize_entry("figures", &FieldMap(&self.figures))?;
+        m.end()
+    }
+}
+
+impl fmt::Display for Alert {
+    /// One line: `[critical] orders: deliveries arrive, none gets through (opened) total=12 …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] {}: {} ({})",
+            self.severity.as_str(),
+            self.route,
+            self.kind.describe(),
+            self.state.as_str()
+        )?;
+        for field in &self.figures {
+            write!(f, " {}=", field.name)?;
+            match &field.value {
+                crate::FieldValue::F64(v) => write!(f, "{v:.3}")?,
+                crate::FieldValue::Str(v) => write!(f, "{v:?}")?,
+                crate::FieldValue::Bool(v) => write!(f, "{v}")?,
+                crate::FieldValue::I64(v) => write!(f, "{v}")?,
+                crate::FieldValue::U64(v) => write!(f, "{v}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::{report::Report, FieldValue};
+
+    #[test]
+    fn serializes_to_the_documented_schema() {
+        let at = UNIX_EPOCH + Duration::from_secs(4 * 86_400 + 9 * 3600 + 12 * 60);
+        let field = |name: &'static str, value: FieldValue| Field {
+            name: name.into(),
+            value,
+        };
+        let alert = Alert {
+            kind: AlertKind::FailureRate,
+            route: "payments".into(),
+            severity: AlertKind::FailureRate.severity(),
+            state: AlertState::Opened,
+            opened_at: at,
+            at,
+            figures: vec![
+                field("failure_rate", 0.6.into()),
+                field("failed", 12u32.into()),
+                field("handled", 20u32.into()),
+                field("window_minutes", 5u64.into()),
+            ],
+        };
+        let json = serde_json::to_string(&Report::Alert(alert.clone())).unwrap();
+        // The example in docs/report-schema.md.
+        assert_eq!(
+            json,
+            r#"{"type":"alert","kind":"failure_rate","route":"payments","severity":"critical","state":"opened","opened_at":"1970-01-05T09:12:00Z","at":"1970-01-05T09:12:00Z","figures":{"failure_rate":0.6,"failed":12,"handled":20,"window_minutes":5}}"#
+        );
+        assert_eq!(
+            alert.to_string(),
+            "[critical] payments: failure rate above threshold (opened) failure_rate=0.600 \
+             failed=12 handled=20 window_minutes=5"
+        );
+    }
+
+    #[test]
+    fn kinds_index_their_slots_in_order() {
+        for (i, kind) in AlertKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The watchers' state in the reporter's worker: one [`Route`] per watched route, fed by
+//! [`Watchers::observe`] and turned into alerts by [`Watchers::evaluate`].
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use hashbrown::HashMap;
+use tokio::time::Instant;
+
+use super::{latency::Latency, traffic::Minutes, Alert, AlertKind, AlertState, Watch};
+use crate::{
+    outcome::Field,
+    policy::Clock,
+    report::{DeliveryReport, Report},
+    FieldValue, Outcome,
+};
+
+/// What a watcher read: whether its condition holds, and the figures behind it.
+#[derive(Debug)]
+pub(super) struct Reading {
+    active: bool,
+    figures: Vec<Field>,
+}
+
+impl Reading {
+    pub(super) fn new<const N: usize>(
+        active: bool,
+        named: [(&'static str, FieldValue); N],
+    ) -> Self {
+        let figures = named
+            .into_iter()
+            .map(|(name, value)| Field {
+                name: name.into(),
+                value,
+            })
+            .collect();
+        Self { active, figures }
+    }
+}
+
+/// A route the layer registered with the reporter: its name, thresholds and timeout budget.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) route: Arc<str>,
+    pub(crate) watch: Watch,
+    pub(crate) budget: Option<Duration>,
+    pub(crate) at: Instant,
+}
+
+/// Every watched route, keyed by name.
+pub(crate) struct Watchers {
+    origin: Instant,
+    clock: Clock,
+    /// `None` for a route whose watchers are off. Hashed with foldhash: route names come from
+    /// the code, not from requests, and the lookup is on every report.
+    routes: HashMap<Arc<str>, Option<Box<Route>>>,
+}
+
+/// The state of one alert kind on one route.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    opened_at: Option<SystemTime>,
+    resolved_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Route {
+    watch: Watch,
+    budget: Option<Duration>,
+    minutes: Minutes,
+    latency: Latency,
+    /// The last delivery, or when the route was registered.
+    last_seen: Instant,
+    /// The last evaluation inside quiet hours: silence is counted from after it.
+    quiet_seen: Option<Instant>,
+    consecutive_failures: u32,
+    /// Observed since the last evaluation.
+    dirty: bool,
+    slots: [Slot; AlertKind::ALL.len()],
+}
+
+impl Watchers {
+    pub(crate) fn new(clock: Clock) -> Self {
+        Self {
+            origin: Instant::now(),
+            clock,
+            routes: HashMap::new(),
+        }
+    }
+
+    fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.origin)
+    }
+
+    fn minute(&self, now: Instant) -> u64 {
+        self.elapsed(now).as_secs() / 60
+    }
+
+    fn route(&self, watch: Watch, budget: Option<Duration>, at: Instant) -> Option<Box<Route>> {
+        if !watch.enabled {
+            return None;
+        }
+        Some(Box::new(Route {
+            minutes: Minutes::new(self.minute(at)),
+            latency: Latency::new(self.elapsed(at), &watch),
+            watch,
+            budget,
+            last_seen: at,
+            quiet_seen: None,
+            consecutive_failures: 0,
+            dirty: false,
+            slots: Default::default(),
+        }))
+    }
+
+    /// Watches a route with `watch`, or updates its thresholds; its history is kept unless its
+    /// watchers were off.
+    pub(crate) fn register(&mut self, r: Registration) {
+        match self.routes.get_mut(&r.route) {
+            Some(Some(route)) if r.watch.enabled => {
+                route.watch = r.watch;
+                route.budget = r.budget;
+            }
+            _ => {
+                let route = self.route(r.watch, r.budget, r.at);
+                self.routes.insert(r.route, route);
+            }
+        }
+    }
+
+    /// Counts a batch of reports received `now`. A route that was never registered is watched
+    /// with the defaults.
+    pub(crate) fn observe(&mut self, reports: &[Report], now: Instant) {
+        let (minute, elapsed) = (self.minute(now), self.elapsed(now));
+        for report in reports {
+            let Report::Delivery(report) = report else {
+                continue;
+            };
+            match self.routes.get_mut(report.delivery.route.as_ref()) {
+                Some(Some(route)) => route.observe(report, now, minute, elapsed),
+                Some(None) => {} // watchers off
+                None => {
+                    let mut route = self.route(Watch::default(), None, now);
+                    if let Some(route) = &mut route {
+                        route.observe(report, now, minute, elapsed);
+                    }
+                    self.routes
+                        .insert(Arc::clone(&report.delivery.route), route);
+                }
+            }
+        }
+    }
+
+    /// Evaluates every route (`all`), or those observed since their last evaluation, and
+    /// appends the alerts that open or resolve to `out`.
+    pub(crate) fn evaluate(&mut self, now: Instant, all: bool, out: &mut Vec<Report>) {
+        let (minute, elapsed) = (self.minute(now), self.elapsed(now));
+        let wall = (self.clock)();
+        for (name, route) in &mut self.routes {
+            match route {
+                Some(route) if all || route.dirty => {
+                    route.evaluate(name, now, minute, elapsed, wall, out);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Route {
+    fn observe(&mut self, r: &DeliveryReport, now: Instant, minute: u64, elapsed: Duration) {
+        self.dirty = true;
+        self.last_seen = now;
+        self.minutes.advance(minute);
+        self.latency.roll(elapsed, &self.watch);
+        let m = self.minutes.current_mut();
+        m.total += 1;
+        m.retried += u32::from(r.flags.many_attempts || r.flags.rapid_retries);
+        let (handled, failed, timed) = match r.outcome {
+            Outcome::Success => (true, false, true),
+            Outcome::Late | Outcome::Failure(_) | Outcome::Panicked => (true, true, true),
+            // Cancelled in the handler: the provider got no answer.
+            Outcome::Cancelled => (!r.handler.is_zero(), true, false),
+            Outcome::Rejected(_) => {
+                m.rejected += 1;
+                (false, false, false)
+            }
+            Outcome::Duplicate | Outcome::InFlight => (false, false, false),
+        };
+        if handled {
+            m.handled += 1;
+            m.failed += u32::from(failed);
+            self.consecutive_failures = if failed {
+                self.consecutive_failures + 1
+            } else {
+                0
+            };
+        }
+        if timed {
+            self.latency.record(r.total);
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        name: &Arc<str>,
+        now: Instant,
+        minute: u64,
+        elapsed: Duration,
+        wall: SystemTime,
+        out: &mut Vec<Report>,
+    ) {
+        self.dirty = false;
+        self.minutes.advance(minute);
+        self.latency.roll(elapsed, &self.watch);
+        for kind in AlertKind::ALL {
+            let Some(reading) = self.read(kind, now, wall) else {
+                continue; // not enough history: hold the state
+            };
+            let slot = &mut self.slots[kind.index()];
+            let state = match (slot.opened_at, reading.active) {
+                (None, true) => {
+                    let cooled = slot
+                        .resolved_at
+                        .is_none_or(|at| now.duration_since(at) >= self.watch.cooldown);
+                    if !cooled {
+                        continue;
+                    }
+                    slot.opened_at = Some(wall);
+                    AlertState::Opened
+                }
+                (Some(_), false) => {
+                    slot.resolved_at = Some(now);
+                    AlertState::Resolved
+                }
+                _ => continue,
+            };
+            let opened_at = match state {
+                AlertState::Resolved => slot.opened_at.take().unwrap_or(wall),
+                AlertState::Opened => wall,
+            };
+            out.push(Report::Alert(Alert {
+                kind,
+                route: Arc::clone(name),
+                severity: kind.severity(),
+                state,
+                opened_at,
+                at: wall,
+                figures: reading.figures,
+            }));
+        }
+    }
+
+    /// One watcher's reading, or `None` when it cannot tell (too little history or traffic,
+    /// not configured): the alert's state is held.
+    fn read(&mut self, kind: AlertKind, now: Instant, wall: SystemTime) -> Option<Reading> {
+        let w = &self.watch;
+        Some(match kind {
+            AlertKind::Spike => self.minutes.spike(w)?,
+            AlertKind::Drop => self.minutes.drop_to_zero(w)?,
+            AlertKind::Silence => return self.silence(now, wall),
+            AlertKind::AllRejected => self.minutes.all_rejected(w)?,
+            AlertKind::RetryStorm => self.minutes.retry_storm(w),
+            AlertKind::FailureRate => self.minutes.failure_rate(w)?,
+            AlertKind::ConsecutiveFailures => Reading::new(
+                self.consecutive_failures >= w.consecutive_failures,
+                [("consecutive_failures", self.consecutive_failures.into())],
+            ),
+            AlertKind::NearTimeout => self.latency.near_timeout(w, self.budget)?,
+            AlertKind::LatencyDegraded => self.latency.degraded(w)?,
+        })
+    }
+
+    /// Silent for longer than the expected interval, counted from the last delivery or the end
+    /// of quiet hours. In quiet hours a silence can only resolve.
+    fn silence(&mut self, now: Instant, wall: SystemTime) -> Option<Reading> {
+        let interval = self.watch.expected_interval?;
+        let gap = now.duration_since(self.last_seen);
+        let quiet = self.watch.quiet.is_some_and(|q| q.contains(wall));
+        if quiet {
+            self.quiet_seen = Some(now);
+            if gap > interval {
+                return None;
+            }
+        }
+        let from = self
+            .quiet_seen
+            .map_or(self.last_seen, |q| q.max(self.last_seen));
+        let silent = now.duration_since(from);
+        Some(Reading::new(
+            silent > interval,
+            [
+                ("silent_for_s", silent.as_secs().into()),
+                ("expected_interval_s", interval.as_secs().into()),
+            ],
+        ))
+    }
+}
