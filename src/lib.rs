@@ -73,6 +73,11 @@
 //! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
 //! - `asymmetric`: Discord (Ed25519) and SendGrid (ECDSA P-256) signatures.
 //! - `redis`: [`dedupe::RedisStore`], dedupe shared across instances.
+//! - `http`: [`report::http`], sinks that ship reports over HTTP (any JSON endpoint, a
+//!   Seiri-style monitor, Healthchecks.io-style pings, Slack), with retries, backoff and a
+//!   circuit breaker; reqwest on rustls (*ring*).
+//! - `metrics`: [`report::MetricsSink`], reports as counters, gauges and histograms on the
+//!   [`metrics`](https://docs.rs/metrics) facade (Prometheus and others).
 //!
 //! The HMAC providers, the in-memory pieces and the `tracing` and JSON-lines sinks need no
 //! feature.

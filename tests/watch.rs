@@ -83,6 +83,14 @@ impl Sim {
     }
 
     async fn send(&self, s: Send) -> StatusCode {
+        let status = self.send_now(s).await;
+        // Let the worker take the report (it lingers 1 ms), so that each batch holds one.
+        sleep(Duration::from_millis(5)).await;
+        status
+    }
+
+    /// Sends without waiting for the worker: reports sent in a row share a batch.
+    async fn send_now(&self, s: Send) -> StatusCode {
         let mut req = Request::post("/hook");
         if s.sleep_ms > 0 {
             req = req.header("x-sleep-ms", s.sleep_ms);
@@ -102,10 +110,7 @@ impl Sim {
             .app
             .clone()
             .oneshot(req.body(Body::from(body)).unwrap());
-        let status = res.await.unwrap().status();
-        // Let the worker take the report (it lingers 1 ms), so that each batch holds one.
-        sleep(Duration::from_millis(5)).await;
-        status
+        res.await.unwrap().status()
     }
 
     /// Sends `n` deliveries spread evenly over the next minute.
@@ -355,6 +360,28 @@ async fn failures_open_alerts_and_recovery_resolves_them() {
     assert_eq!(f64_figure(&alerts[3], "failed"), 10.0);
     assert_eq!(f64_figure(&alerts[3], "handled"), 21.0);
     assert_eq!(alerts[3].opened_at, alerts[1].at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_of_failures_inside_one_batch_still_opens_an_alert() {
+    let sim = Sim::new(Policy::custom("orders"));
+    // Five failures then a success, all in one batch: the run ended before the evaluation.
+    for _ in 0..5 {
+        sim.send_now(FAILING).await;
+    }
+    sim.send(Send::default()).await;
+    assert_eq!(sim.sequence(), [(ConsecutiveFailures, Opened)]);
+    assert_eq!(f64_figure(&sim.alerts()[0], "consecutive_failures"), 5.0);
+    // The next evaluation (a batch, or the minute's tick) sees the run is over.
+    sim.send(Send::default()).await;
+    let alerts = sim.finish().await;
+    assert_eq!(
+        states(&alerts),
+        [
+            (ConsecutiveFailures, Opened),
+            (ConsecutiveFailures, Resolved)
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]

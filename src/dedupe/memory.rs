@@ -812,8 +812,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn expired_entries_are_evicted_before_live_ones() {
-        let store = MemoryStore::with_capacity(1000);
-        for i in 0..1000 {
+        // Under 128 entries the store is one shard: which keys compete for room does not depend
+        // on the hash's random keys (with several shards, one that draws more than its share
+        // of keys evicts live entries, by design, and the test would be flaky).
+        let store = MemoryStore::with_capacity(100);
+        for i in 0..100 {
             let key = format!("old:{i}");
             let token = Token::random();
             claim(&store, &key, token, t0()).await;
@@ -826,20 +829,20 @@ mod tests {
             store.complete(&key, token, window, t0()).await.unwrap();
         }
         tokio::time::advance(Duration::from_secs(61)).await;
-        for i in 0..250 {
+        for i in 0..25 {
             let key = format!("new:{i}");
             let token = Token::random();
             claim(&store, &key, token, t0()).await;
             store.complete(&key, token, WINDOW, t0()).await.unwrap();
         }
-        assert_eq!(store.len(), 1000);
-        for i in (1..1000).step_by(2) {
+        assert_eq!(store.len(), 100);
+        for i in (1..100).step_by(2) {
             assert!(matches!(
                 claim(&store, &format!("old:{i}"), Token::random(), t0()).await,
                 Claim::Done { .. }
             ));
         }
-        for i in 0..250 {
+        for i in 0..25 {
             assert!(matches!(
                 claim(&store, &format!("new:{i}"), Token::random(), t0()).await,
                 Claim::Done { .. }

@@ -10,6 +10,11 @@
 //! so that more can gather, and is woken early once a full batch is queued. Each batch goes to the
 //! [`Sink`], with a timeout.
 //!
+//! Alongside the deliveries, the worker sends [alerts](crate::watch) and, every
+//! [`health_interval`](ReporterBuilder::health_interval), a [`HealthReport`]: its own counters
+//! and each sink's. Several sinks at once, each with its own queue, batching and filter, are a
+//! [`Fanout`].
+//!
 //! # When reports are sent
 //!
 //! Once per delivery: when the response is ready (success, failure, late, panicked), when the
@@ -41,19 +46,34 @@
 //! # }
 //! ```
 
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod reporter;
 pub mod sink;
 mod worker;
 
-use std::{borrow::Cow, fmt, time::Duration};
+use std::{
+    borrow::Cow,
+    fmt,
+    time::{Duration, SystemTime},
+};
 
-use http::StatusCode;
+use ::http::StatusCode; // `::`: not the `http` module below
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use self::http::{HealthchecksSink, JsonHttpSink, SeiriSink, SlackSink};
 pub use reporter::{
     Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownTimedOut,
 };
-pub use sink::{JsonLinesSink, MemorySink, Sink, SinkError, TracingSink};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use sink::MetricsSink;
+pub use sink::{
+    Fanout, JsonLinesSink, MemorySink, Sink, SinkError, SinkHealth, SinkOptions, TracingSink,
+};
 
 use crate::{outcome::Field, watch::Alert, Delivery, FieldValue, Outcome};
 
@@ -67,6 +87,8 @@ pub enum Report {
     Delivery(DeliveryReport),
     /// An alert a [watcher](crate::watch) opened or resolved.
     Alert(Alert),
+    /// The reporter's own counters and its sinks', sent periodically: monitor the monitor.
+    Health(HealthReport),
 }
 
 impl Report {
@@ -74,7 +96,7 @@ impl Report {
     pub fn as_delivery(&self) -> Option<&DeliveryReport> {
         match self {
             Self::Delivery(d) => Some(d),
-            Self::Alert(_) => None,
+            Self::Alert(_) | Self::Health(_) => None,
         }
     }
 
@@ -82,7 +104,15 @@ impl Report {
     pub fn as_alert(&self) -> Option<&Alert> {
         match self {
             Self::Alert(a) => Some(a),
-            Self::Delivery(_) => None,
+            Self::Delivery(_) | Self::Health(_) => None,
+        }
+    }
+
+    /// The health report, if this is one.
+    pub fn as_health(&self) -> Option<&HealthReport> {
+        match self {
+            Self::Health(h) => Some(h),
+            Self::Delivery(_) | Self::Alert(_) => None,
         }
     }
 }
@@ -176,6 +206,7 @@ impl Serialize for Report {
         match self {
             Self::Delivery(d) => d.serialize(s),
             Self::Alert(a) => a.serialize(s),
+            Self::Health(h) => h.serialize(s),
         }
     }
 }
@@ -220,6 +251,98 @@ impl Serialize for DeliveryReport {
         m.serialize_entry("flags", &FlagList(self.flags))?;
         m.serialize_entry("fields", &FieldMap(&self.fields))?;
         m.end()
+    }
+}
+
+/// The reporter's own counters and its sinks', sent to the sinks every
+/// [`health_interval`](ReporterBuilder::health_interval): a backend that is failing shows here,
+/// through the sinks that still work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// When the counters were read, by the reporter's clock.
+    pub at: SystemTime,
+    /// The reporter's counters.
+    pub reporter: ReporterStats,
+    /// Each backend's counters, from [`Sink::health`].
+    pub sinks: Vec<SinkHealth>,
+}
+
+impl Serialize for HealthReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = &self.reporter;
+        let mut m = s.serialize_map(Some(11))?;
+        m.serialize_entry("type", "health")?;
+        let at = humantime::format_rfc3339_seconds(self.at).to_string();
+        m.serialize_entry("at", &at)?;
+        m.serialize_entry("enqueued", &r.enqueued)?;
+        m.serialize_entry("dropped_full", &r.dropped_full)?;
+        m.serialize_entry("dropped_closed", &r.dropped_closed)?;
+        m.serialize_entry("sent", &r.sent)?;
+        m.serialize_entry("failed", &r.failed)?;
+        m.serialize_entry("batches", &r.batches)?;
+        m.serialize_entry("alerts", &r.alerts)?;
+        m.serialize_entry("queue_depth", &r.queue_depth)?;
+        m.serialize_entry("sinks", &SinkList(&self.sinks))?;
+        m.end()
+    }
+}
+
+struct SinkList<'a>(&'a [SinkHealth]);
+
+impl Serialize for SinkList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for sink in self.0 {
+            seq.serialize_element(&SinkEntry(sink))?;
+        }
+        seq.end()
+    }
+}
+
+struct SinkEntry<'a>(&'a SinkHealth);
+
+impl Serialize for SinkEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.0;
+        let mut m = s.serialize_map(Some(10))?;
+        m.serialize_entry("name", &h.name)?;
+        m.serialize_entry("accepted", &h.accepted)?;
+        m.serialize_entry("sent", &h.sent)?;
+        m.serialize_entry("failed", &h.failed)?;
+        m.serialize_entry("dropped", &h.dropped)?;
+        m.serialize_entry("queued", &h.queued)?;
+        m.serialize_entry("retries", &h.retries)?;
+        m.serialize_entry("consecutive_failures", &h.consecutive_failures)?;
+        m.serialize_entry("down", &h.down)?;
+        m.serialize_entry("latency_us", &h.latency.map(micros))?;
+        m.end()
+    }
+}
+
+impl fmt::Display for HealthReport {
+    /// One line: the reporter's counters, then each sink's.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.reporter;
+        write!(
+            f,
+            "reporter enqueued={} sent={} failed={} dropped_full={} dropped_closed={} queued={} alerts={}",
+            r.enqueued, r.sent, r.failed, r.dropped_full, r.dropped_closed, r.queue_depth, r.alerts
+        )?;
+        for h in &self.sinks {
+            write!(
+                f,
+                "; {} sent={} failed={} dropped={} queued={} retries={}{}",
+                h.name,
+                h.sent,
+                h.failed,
+                h.dropped,
+                h.queued,
+                h.retries,
+                if h.down { " DOWN" } else { "" }
+            )?;
+        }
+        Ok(())
     }
 }
 

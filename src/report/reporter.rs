@@ -43,6 +43,23 @@ pub(super) struct Shared {
     pub(super) registered: AtomicBool,
 }
 
+impl Shared {
+    /// The counters, with the queue's depth as the caller sees it.
+    pub(super) fn stats(&self, queue_depth: usize) -> ReporterStats {
+        let c = &self.counters;
+        ReporterStats {
+            enqueued: c.enqueued.load(Relaxed),
+            dropped_full: c.dropped_full.load(Relaxed),
+            dropped_closed: c.dropped_closed.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            batches: c.batches.load(Relaxed),
+            alerts: c.alerts.load(Relaxed),
+            queue_depth,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Counters {
     enqueued: AtomicU64,
@@ -114,17 +131,8 @@ impl Reporter {
 
     /// The reporter's own counters: monitor the monitor.
     pub fn stats(&self) -> ReporterStats {
-        let c = &self.shared.counters;
-        ReporterStats {
-            enqueued: c.enqueued.load(Relaxed),
-            dropped_full: c.dropped_full.load(Relaxed),
-            dropped_closed: c.dropped_closed.load(Relaxed),
-            sent: c.sent.load(Relaxed),
-            failed: c.failed.load(Relaxed),
-            batches: c.batches.load(Relaxed),
-            alerts: c.alerts.load(Relaxed),
-            queue_depth: self.tx.max_capacity() - self.tx.capacity(),
-        }
+        self.shared
+            .stats(self.tx.max_capacity() - self.tx.capacity())
     }
 }
 
@@ -139,8 +147,8 @@ impl fmt::Debug for Reporter {
 /// Counters of a [`Reporter`], from [`Reporter::stats`].
 ///
 /// Every report handed to [`Reporter::try_report`] is counted exactly once in `enqueued`,
-/// `dropped_full` or `dropped_closed`; every enqueued report, and every alert, ends in `sent` or
-/// `failed`, or is still queued (`queue_depth`) or in the batch being sent.
+/// `dropped_full` or `dropped_closed`; every enqueued report, and every alert and health report,
+/// ends in `sent` or `failed`, or is still queued (`queue_depth`) or in the batch being sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReporterStats {
@@ -189,7 +197,9 @@ pub struct ReporterBuilder {
     batch_size: usize,
     linger: Duration,
     sink_timeout: Duration,
+    health_interval: Option<Duration>,
     clock: Option<Clock>,
+    watch: bool,
 }
 
 impl Default for ReporterBuilder {
@@ -199,7 +209,9 @@ impl Default for ReporterBuilder {
             batch_size: ReporterBuilder::DEFAULT_BATCH_SIZE,
             linger: ReporterBuilder::DEFAULT_LINGER,
             sink_timeout: ReporterBuilder::DEFAULT_SINK_TIMEOUT,
+            health_interval: Some(ReporterBuilder::DEFAULT_HEALTH_INTERVAL),
             clock: None,
+            watch: true,
         }
     }
 }
@@ -211,6 +223,7 @@ impl fmt::Debug for ReporterBuilder {
             .field("batch_size", &self.batch_size)
             .field("linger", &self.linger)
             .field("sink_timeout", &self.sink_timeout)
+            .field("health_interval", &self.health_interval)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -225,6 +238,8 @@ impl ReporterBuilder {
     pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
     /// Default [`sink_timeout`](Self::sink_timeout): 10 s.
     pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`health_interval`](Self::health_interval): 60 s.
+    pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(60);
 
     /// How many reports may wait for the worker. Past it, reports are dropped and counted.
     /// Size it as the reports per second you expect times the longest sink stall you want to
@@ -261,6 +276,15 @@ impl ReporterBuilder {
         self
     }
 
+    /// How often the worker sends a [`HealthReport`](super::HealthReport) (its own counters and
+    /// each sink's [`health`](Sink::health)) to the sink; `None` sends none. Defaults to
+    /// [`Self::DEFAULT_HEALTH_INTERVAL`]. The first is sent one interval after the start.
+    #[must_use]
+    pub fn health_interval(mut self, interval: Option<Duration>) -> Self {
+        self.health_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
     /// The wall clock alerts are stamped with and [quiet hours](crate::watch::QuietHours) are
     /// read from. Defaults to [`SystemTime::now`].
     ///
@@ -280,6 +304,14 @@ impl ReporterBuilder {
     #[must_use]
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// A worker that only batches into its sink: no watchers, no health reports. The per-sink
+    /// workers of a [`Fanout`](super::Fanout) are these.
+    pub(super) fn plain(mut self) -> Self {
+        self.watch = false;
+        self.health_interval = None;
         self
     }
 
@@ -313,6 +345,8 @@ impl ReporterBuilder {
             batch_size: self.batch_size,
             linger: self.linger,
             sink_timeout: self.sink_timeout,
+            health_interval: self.health_interval,
+            watch: self.watch,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
         };
         let worker = worker::run(sink, rx, stop_rx, done_tx, Arc::clone(&shared), config);

@@ -10,14 +10,17 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 
-use super::{reporter::Shared, Report, Sink};
+use super::{reporter::Shared, HealthReport, Report, Sink};
 use crate::{policy::Clock, watch::Watchers};
 
 pub(super) struct Config {
     pub(super) batch_size: usize,
     pub(super) linger: Duration,
     pub(super) sink_timeout: Duration,
+    pub(super) health_interval: Option<Duration>,
     pub(super) clock: Clock,
+    /// Whether the watchers run (not in a [`Fanout`](super::Fanout)'s per-sink workers).
+    pub(super) watch: bool,
 }
 
 /// How often the watchers are evaluated without traffic (for silence, drops, windows closing).
@@ -37,20 +40,29 @@ pub(super) async fn run<K: Sink>(
     let mut batch = Vec::with_capacity(config.batch_size);
     let mut warned_at: Option<Instant> = None;
     let mut stopping = false;
-    let mut watchers = Watchers::new(Arc::clone(&config.clock));
-    let mut tick = tokio::time::interval_at(Instant::now() + TICK, TICK);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watchers = config
+        .watch
+        .then(|| Watchers::new(Arc::clone(&config.clock)));
+    let mut tick = watchers.is_some().then(|| interval(TICK));
+    let mut health = config.health_interval.map(interval);
     while !stopping {
         // Idle: wait for the first report (the channel wakes us), the watchers' tick or the stop
         // signal.
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            _ = tick.tick() => {
-                watch(&mut watchers, &shared, &mut batch);
+            () = next(&mut tick) => {
+                watch(watchers.as_mut(), &shared, &mut batch);
                 if !batch.is_empty() {
                     deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
                 }
+                continue;
+            }
+            () = next(&mut health) => {
+                let reporter = shared.stats(rx.len());
+                let sinks = sink.health();
+                batch.push(Report::Health(HealthReport { at: (config.clock)(), reporter, sinks }));
+                deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
                 continue;
             }
             n = rx.recv_many(&mut batch, config.batch_size) => if n == 0 { break },
@@ -72,21 +84,42 @@ pub(super) async fn run<K: Sink>(
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }
-        watch(&mut watchers, &shared, &mut batch);
+        watch(watchers.as_mut(), &shared, &mut batch);
         deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
     }
     // Stop accepting, then send what is already queued.
     rx.close();
     while rx.recv_many(&mut batch, config.batch_size).await > 0 {
-        watch(&mut watchers, &shared, &mut batch);
+        watch(watchers.as_mut(), &shared, &mut batch);
         deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
     }
+    sink.close().await;
     let _ = done.send(());
+}
+
+/// A timer ticking every `period`, the first tick one period from now.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// The next tick of an optional timer; never, without one.
+async fn next(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Feeds the batch's reports to the watchers and appends the alerts they raise. An empty batch
 /// (the tick) evaluates every route; otherwise only those with news are.
-fn watch(watchers: &mut Watchers, shared: &Shared, batch: &mut Vec<Report>) {
+fn watch(watchers: Option<&mut Watchers>, shared: &Shared, batch: &mut Vec<Report>) {
+    let Some(watchers) = watchers else {
+        return;
+    };
     if shared.registered.swap(false, Relaxed) {
         let pending = std::mem::take(
             &mut *shared

@@ -76,6 +76,9 @@ struct Route {
     /// The last evaluation inside quiet hours: silence is counted from after it.
     quiet_seen: Option<Instant>,
     consecutive_failures: u32,
+    /// The longest run of failures that grew since the last evaluation: a run that ends inside
+    /// one batch still counts.
+    peak_failures: u32,
     /// Observed since the last evaluation.
     dirty: bool,
     slots: [Slot; AlertKind::ALL.len()],
@@ -110,6 +113,7 @@ impl Watchers {
             last_seen: at,
             quiet_seen: None,
             consecutive_failures: 0,
+            peak_failures: 0,
             dirty: false,
             slots: Default::default(),
         }))
@@ -197,6 +201,7 @@ impl Route {
             } else {
                 0
             };
+            self.peak_failures = self.peak_failures.max(self.consecutive_failures);
         }
         if timed {
             self.latency.record(r.total);
@@ -264,10 +269,13 @@ impl Route {
             AlertKind::AllRejected => self.minutes.all_rejected(w)?,
             AlertKind::RetryStorm => self.minutes.retry_storm(w),
             AlertKind::FailureRate => self.minutes.failure_rate(w)?,
-            AlertKind::ConsecutiveFailures => Reading::new(
-                self.consecutive_failures >= w.consecutive_failures,
-                [("consecutive_failures", self.consecutive_failures.into())],
-            ),
+            AlertKind::ConsecutiveFailures => {
+                let run = std::mem::take(&mut self.peak_failures).max(self.consecutive_failures);
+                Reading::new(
+                    run >= w.consecutive_failures,
+                    [("consecutive_failures", run.into())],
+                )
+            }
             AlertKind::NearTimeout => self.latency.near_timeout(w, self.budget)?,
             AlertKind::LatencyDegraded => self.latency.degraded(w)?,
         })

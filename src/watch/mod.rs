@@ -36,7 +36,7 @@
 //! # Memory
 //!
 //! About 6.5 KiB per watched route, measured with 1000 routes whose latencies spread from 1 ms to
-//! 5 s (`benches/watch.rs`). Most of it is the two latency sketches (the current window's and
+//! 5 s (`benches/worker.rs`). Most of it is the two latency sketches (the current window's and
 //! the day's), which grow in 1 KiB steps with the spread of latencies, up to 4 KiB each for 1 ms
 //! to 5 s; then 61 minute counters and 28 daily baselines. A route with its watchers off costs
 //! under 200 bytes.

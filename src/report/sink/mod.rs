@@ -1,12 +1,19 @@
 //! Where batches of reports go: the [`Sink`] trait and the embedded sinks.
 
+mod fanout;
 mod json_lines;
 mod memory;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod tracing;
 
-use std::{fmt, future::Future};
+use std::{borrow::Cow, fmt, future::Future, time::Duration};
 
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use self::metrics::MetricsSink;
 pub use self::tracing::TracingSink;
+pub use fanout::{Fanout, SinkOptions};
 pub use json_lines::JsonLinesSink;
 pub use memory::MemorySink;
 
@@ -44,6 +51,76 @@ use crate::BoxError;
 pub trait Sink: Send + Sync + 'static {
     /// Sends one batch.
     fn send(&self, batch: &[Report]) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// The sink's own counters, for the reporter's periodic [health report](super::HealthReport):
+    /// one entry per backend it feeds. Defaults to none: the reporter's counters then say
+    /// everything (sent, failed).
+    fn health(&self) -> Vec<SinkHealth> {
+        Vec::new()
+    }
+
+    /// Called once when the reporter stops, after its last batch: send what the sink still
+    /// holds (a sink with its own queue or retry buffer), and return. The reporter's
+    /// [`shutdown`](super::ReporterGuard::shutdown) timeout bounds it. Defaults to nothing.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// A shared sink: keep a handle to read it (its counters, what it holds) while the reporter
+/// sends to it.
+impl<S: Sink> Sink for std::sync::Arc<S> {
+    fn send(&self, batch: &[Report]) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).send(batch)
+    }
+
+    fn health(&self) -> Vec<SinkHealth> {
+        (**self).health()
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        (**self).close()
+    }
+}
+
+/// One backend's counters, from [`Sink::health`].
+///
+/// `accepted` reports were handed to it; each ends as `sent`, `failed` (the backend refused
+/// it, or the retry window ran out) or `dropped` (its buffer was full), or is still `queued`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SinkHealth {
+    /// The backend's name, as in logs and reports (`"slack"`, `"seiri"`, a URL's host…).
+    pub name: Cow<'static, str>,
+    /// Reports handed to the backend.
+    pub accepted: u64,
+    /// Reports the backend took.
+    pub sent: u64,
+    /// Reports given up on: refused (a 4xx other than 429), or not delivered within the retry
+    /// window.
+    pub failed: u64,
+    /// Reports dropped because the backend's buffer was full.
+    pub dropped: u64,
+    /// Reports waiting for the backend.
+    pub queued: u64,
+    /// Requests retried.
+    pub retries: u64,
+    /// Failed attempts in a row, now: zero when the last attempt succeeded.
+    pub consecutive_failures: u32,
+    /// Whether the backend is considered down (a circuit breaker is open).
+    pub down: bool,
+    /// How long the last successful request took.
+    pub latency: Option<Duration>,
+}
+
+impl SinkHealth {
+    /// Counters for the backend `name`, all zero.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// A sink could not take a batch.

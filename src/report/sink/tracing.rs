@@ -13,7 +13,8 @@ use crate::report::{DeliveryReport, Report};
 /// and `fields` (the handler's custom fields as JSON).
 ///
 /// Alerts use the target `webhook_monitor::alert`, at `WARN`, with the fields `kind`, `route`,
-/// `severity`, `state`, and the alert's one-line summary as the message.
+/// `severity`, `state`, and the alert's one-line summary as the message. Health reports use the
+/// target `webhook_monitor::health`, at `INFO`, or `WARN` while a backend is down.
 ///
 /// # Example
 ///
@@ -50,6 +51,10 @@ impl Sink for TracingSink {
                     state = a.state.as_str(),
                     "{a}"
                 ),
+                Report::Health(h) if h.sinks.iter().any(|s| s.down) => {
+                    warn!(target: "webhook_monitor::health", "{h}");
+                }
+                Report::Health(h) => info!(target: "webhook_monitor::health", "{h}"),
             }
         }
         Ok(())

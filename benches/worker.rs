@@ -1,7 +1,8 @@
-//! The watchers' cost in the reporter's worker: reports per second into a counting sink with the
-//! route watched against the same route with `Watch::off()`, and the watchers' memory per route.
+//! The reporter's worker: reports per second into a counting sink with the route watched against
+//! the same route with `Watch::off()`, into a `MemorySink`, and through a two-sink `Fanout`; and
+//! the watchers' memory per route.
 //!
-//! Run with `cargo bench --features axum --bench watch`. The memory figure is printed first.
+//! Run with `cargo bench --features axum --bench worker`. The memory figure is printed first.
 
 use std::{
     alloc::System,
@@ -20,9 +21,9 @@ use http::{Request, StatusCode};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 use webhook_monitor::{
-    report::{Report, Reporter, Sink, SinkError},
+    report::{Fanout, MemorySink, Report, Reporter, Sink, SinkError, SinkOptions},
     watch::Watch,
-    Policy, WebhookMonitorLayer,
+    Policy, ReporterGuard, WebhookMonitorLayer,
 };
 
 /// Counts the bytes currently allocated.
@@ -154,6 +155,24 @@ fn memory_per_route(routes: u64) -> (isize, isize) {
     (per_route(true), per_route(false))
 }
 
+/// A reporter into `sink` that queues up to `capacity` reports and never lingers.
+fn spawn(sink: impl Sink, capacity: usize) -> (Reporter, ReporterGuard) {
+    Reporter::builder()
+        .queue_capacity(capacity)
+        .linger(Duration::ZERO)
+        .spawn(sink)
+}
+
+/// A sink that hands batches to another, then counts them.
+struct Counted<S>(Counter, S);
+
+impl<S: Sink> Sink for Counted<S> {
+    async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
+        self.1.send(batch).await?;
+        self.0.send(batch).await
+    }
+}
+
 fn worker(c: &mut Criterion) {
     let (watched, unwatched) = memory_per_route(1000);
     println!(
@@ -168,25 +187,39 @@ fn worker(c: &mut Criterion) {
         .enable_time()
         .build()
         .expect("runtime");
-    for watch in [false, true] {
-        let name = if watch { "watched" } else { "unwatched" };
+    // (variant, whether the route is watched, the reporter on its sink)
+    type Build = fn(Counter, usize) -> (Reporter, ReporterGuard);
+    let cases: [(&str, bool, Build); 4] = [
+        ("unwatched", false, |c, capacity| spawn(c, capacity)),
+        ("watched", true, |c, capacity| spawn(c, capacity)),
+        ("memory_sink", true, |c, capacity| {
+            spawn(Counted(c, MemorySink::new()), capacity)
+        }),
+        ("fanout_2", true, |c, capacity| {
+            let options = || SinkOptions::new().queue_capacity(capacity);
+            let fanout = Fanout::new().sink_with("a", c, options()).sink_with(
+                "b",
+                MemorySink::new(),
+                options(),
+            );
+            spawn(fanout, capacity)
+        }),
+    ];
+    for (name, watch, build) in cases {
         group.bench_function(BenchmarkId::new("reports", name), |b| {
             b.iter_custom(|iters| {
                 let reports: Vec<Report> = (0..iters)
                     .map(|i| sample[i as usize % sample.len()].clone())
                     .collect();
                 rt.block_on(async {
-                    let sink = Counter::default();
-                    let (reporter, guard) = Reporter::builder()
-                        .queue_capacity(iters as usize + 1)
-                        .linger(Duration::ZERO)
-                        .spawn(sink.clone());
+                    let counter = Counter::default();
+                    let (reporter, guard) = build(counter.clone(), iters as usize + 1);
                     let _register = route("hook".into(), watch, &reporter);
                     let start = Instant::now();
                     for report in reports {
                         reporter.try_report(report);
                     }
-                    sink.wait_for(iters).await;
+                    counter.wait_for(iters).await;
                     let elapsed = start.elapsed();
                     guard
                         .shutdown(Duration::from_secs(5))

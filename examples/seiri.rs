@@ -1,0 +1,83 @@
+//! Reports to a Seiri-style monitor, next to the log.
+//!
+//! ```text
+//! SEIRI_BASE_URL=https://… SEIRI_REF=my-ref cargo run --example seiri --features http,axum
+//! ```
+//!
+//! Serves `POST /webhooks/demo` on 127.0.0.1:3000 behind the layer (a body containing `fail`
+//! makes the handler answer 500). Each batch of reports goes to `{SEIRI_BASE_URL}/{SEIRI_REF}`
+//! as a `metrics_batch`, through its own queue: while the service is down, reports wait there
+//! (up to 50,000, then dropped and counted) and the log sink goes on. Try:
+//!
+//! ```text
+//! curl -X POST localhost:3000/webhooks/demo -d ok
+//! curl -X POST localhost:3000/webhooks/demo -d fail
+//! ```
+//!
+//! Ctrl-C stops the server and sends what is still queued.
+
+use std::time::Duration;
+
+use axum::{http::StatusCode, routing::post, Router};
+use webhook_monitor::{
+    report::{
+        http::{HttpTransport, RetryPolicy, SeiriSink},
+        Fanout, Reporter, SinkOptions, TracingSink,
+    },
+    Policy, WebhookMonitorLayer,
+};
+
+async fn demo(body: String) -> StatusCode {
+    if body.contains("fail") {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        eprintln!(
+            "{name} is not set. This example needs SEIRI_BASE_URL (the service's base URL, \
+             https://…) and SEIRI_REF (the ref to report to)."
+        );
+        std::process::exit(2)
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), webhook_monitor::BoxError> {
+    let (base_url, reference) = (env("SEIRI_BASE_URL"), env("SEIRI_REF"));
+    tracing_subscriber::fmt().init();
+
+    let window = Duration::from_secs(120);
+    let transport = HttpTransport::builder()
+        .timeout(Duration::from_secs(5))
+        .retry(RetryPolicy::default().window(window))
+        .build()?;
+    let seiri = SeiriSink::new(&transport, &base_url, reference)?.batch_size(500);
+    let sink = Fanout::new().sink("log", TracingSink::new()).sink_with(
+        "seiri",
+        seiri,
+        SinkOptions::new()
+            .batch_size(500)
+            .interval(Duration::from_secs(1))
+            .queue_capacity(50_000)
+            // A batch may retry for the whole window.
+            .timeout(window + Duration::from_secs(10)),
+    );
+    let (reporter, guard) = Reporter::spawn(sink);
+
+    let app = Router::new()
+        .route("/webhooks/demo", post(demo))
+        .layer(WebhookMonitorLayer::new(Policy::custom("demo"), reporter));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    eprintln!("serving on http://127.0.0.1:3000/webhooks/demo; Ctrl-C to stop");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    guard.shutdown(Duration::from_secs(10)).await?;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+use std::{
+    fmt::{self, Write as _},
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
+
+use reqwest::Url;
+use tokio::time::Instant;
+
+use super::{
+    parse_url,
+    transport::{Backend, Call},
+    HttpSinkError, HttpTransport,
+};
+use crate::{
+    report::{Report, Sink, SinkError, SinkHealth},
+    watch::{Alert, AlertState, Severity},
+};
+
+/// Posts alerts to a Slack incoming webhook, one message per alert, rate-limited.
+///
+/// Other reports (deliveries, health) are ignored, and not counted as accepted. Each alert
+/// becomes one request:
+///
+/// ```text
+/// POST {webhook_url}
+/// Content-Type: application/json
+///
+/// {"text": ":rotating_light: [critical] payments: failure rate above threshold (opened) failure_rate=0.600 failed=12 handled=20 window_minutes=5 (kind: failure_rate)"}
+/// ```
+///
+/// The text is the alert's one-line summary (severity, route, what was detected, opened or
+/// resolved, and its figures), then its kind, after an icon: `:rotating_light:` for a critical
+/// alert opening, `:warning:` for a warning opening, `:white_check_mark:` when one resolves.
+/// `&`, `<` and `>` are escaped as Slack asks.
+///
+/// # Rate limit
+///
+/// At most one message per [`min_interval`](Self::min_interval) (Slack accepts about one per
+/// second per webhook). An alert that comes sooner is dropped, counted as `dropped` in
+/// [`SinkHealth`] (named `"slack"`), and the next message that goes out ends with
+/// `_N more alerts were dropped by the rate limit since the previous message_`.
+///
+/// The webhook URL is a credential: it never appears in `Debug`, logs or errors.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_monitor::report::http::{HttpTransport, SlackSink};
+///
+/// let transport = HttpTransport::builder().build()?;
+/// let sink = SlackSink::new(&transport, "https://hooks.slack.com/services/T000/B000/XXXX")?
+///     .min_interval(Duration::from_secs(10));
+/// assert!(!format!("{sink:?}").contains("XXXX"));
+/// # Ok::<_, webhook_monitor::report::http::HttpSinkError>(())
+/// ```
+pub struct SlackSink {
+    backend: Backend,
+    url: Url,
+    min_interval: Duration,
+    limiter: Mutex<Limiter>,
+}
+
+#[derive(Default)]
+struct Limiter {
+    last_message: Option<Instant>,
+    dropped: u64,
+}
+
+impl SlackSink {
+    /// Default [`min_interval`](Self::min_interval): 1 s.
+    pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// A sink posting to the incoming webhook `webhook_url`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpSinkError::InvalidUrl`] when `webhook_url` is not an absolute `http(s)` URL.
+    pub fn new(transport: &HttpTransport, webhook_url: &str) -> Result<Self, HttpSinkError> {
+        Ok(Self {
+            backend: transport.backend("slack"),
+            url: parse_url(webhook_url)?,
+            min_interval: Self::DEFAULT_MIN_INTERVAL,
+            limiter: Mutex::new(Limiter::default()),
+        })
+    }
+
+    /// The least time between two messages. Defaults to [`Self::DEFAULT_MIN_INTERVAL`].
+    #[must_use]
+    pub fn min_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval;
+        self
+    }
+}
+
+impl Sink for SlackSink {
+    async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
+        let mut messages = Vec::new();
+        {
+            let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            for alert in batch.iter().filter_map(Report::as_alert) {
+                self.backend.accepted(1);
+                if limiter
+                    .last_message
+                    .is_some_and(|at| now - at < self.min_interval)
+                {
+                    limiter.dropped += 1;
+                    self.backend.dropped(1);
+                    continue;
+                }
+                limiter.last_message = Some(now);
+                let text = text(alert, std::mem::take(&mut limiter.dropped));
+                let body = serde_json::json!({ "text": text }).to_string();
+                let call = Call::post(self.url.clone(), "application/json", body);
+                messages.push((call, self.backend.pending(1)));
+            }
+        }
+        self.backend
+            .deliver_all(messages)
+            .await
+            .map_err(SinkError::new)
+    }
+
+    fn health(&self) -> Vec<SinkHealth> {
+        vec![self.backend.health()]
+    }
+}
+
+/// The message for `alert`, noting the `dropped` alerts before it.
+fn text(alert: &Alert, dropped: u64) -> String {
+    let icon = match (alert.state, alert.severity) {
+        (AlertState::Resolved, _) => ":white_check_mark:",
+        (_, Severity::Critical) => ":rotating_light:",
+        _ => ":warning:",
+    };
+    let mut text = format!("{icon} {alert} (kind: {})", alert.kind.as_str());
+    if dropped > 0 {
+        let _ = write!(
+            text,
+            "\n_{dropped} more alerts were dropped by the rate limit since the previous message_"
+        );
+    }
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl fmt::Debug for SlackSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackSink")
+            .field("min_interval", &self.min_interval)
+            .finish_non_exhaustive()
+    }
+}
