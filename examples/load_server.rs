@@ -4,8 +4,10 @@
 //! `PORT <n>` and serves until killed. Variants: `bare`, `trace`, `report` (the layer, reporting
 //! only), `hanging` (reporting to a sink that never answers), `stripe` (+ Stripe verification),
 //! `full` (+ memory dedupe), `full-hanging` (full, with the hanging sink), `full-redis` (+ Redis
-//! dedupe, feature `redis`, `REDIS_URL`), and `hand` (no layer: the handler verifies the Stripe
-//! signature itself, as users write it by hand).
+//! dedupe, feature `redis`, `REDIS_URL`), `hand` (no layer: the handler verifies the Stripe
+//! signature itself, as users write it by hand), and `full-http` / `full-http-hanging` (full,
+//! reporting through a `Fanout` into a real `JsonHttpSink` posting to a backend on 127.0.0.1
+//! that answers `200`, or that accepts connections and never answers; feature `http`).
 
 use std::{
     future::{pending, Future},
@@ -136,8 +138,58 @@ async fn app(variant: &str) -> Router {
                 .route("/hook", post(verify_by_hand))
                 .with_state(key)
         }
+        #[cfg(feature = "http")]
+        "full-http" | "full-http-hanging" => {
+            let url = http_backend(variant == "full-http-hanging");
+            let transport = webhook_monitor::report::http::HttpTransport::builder()
+                .build()
+                .expect("an HTTP client");
+            let sink =
+                webhook_monitor::report::JsonHttpSink::new(&transport, &url).expect("a valid URL");
+            // A production-like setup: batches of 500, a 100,000-report buffer for when the
+            // backend is down, a timeout past the retry window.
+            let options = webhook_monitor::report::SinkOptions::new()
+                .batch_size(500)
+                .interval(std::time::Duration::from_millis(100))
+                .queue_capacity(100_000)
+                .timeout(std::time::Duration::from_secs(600));
+            let fanout = webhook_monitor::report::Fanout::new().sink_with("json", sink, options);
+            let (reporter, guard) = Reporter::spawn(fanout);
+            std::mem::forget(guard);
+            let policy = stripe().dedupe(MemoryStore::new());
+            route.layer(WebhookMonitorLayer::new(policy, reporter))
+        }
         other => panic!("unknown variant {other}"),
     }
+}
+
+/// A monitoring backend on 127.0.0.1, on a thread of its own: it answers every POST `200`, or
+/// (`hangs`) accepts connections and never reads or answers. Returns its URL.
+#[cfg(feature = "http")]
+fn http_backend(hangs: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}/reports", listener.local_addr().expect("bound"));
+    std::thread::spawn(move || {
+        if hangs {
+            // Keep every connection open, unanswered.
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).expect("non-blocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let app = Router::new().route("/reports", post(ok));
+            axum::serve(listener, app).await.expect("backend serves");
+        });
+    });
+    url
 }
 
 fn main() -> Result<(), webhook_monitor::BoxError> {
