@@ -32,7 +32,7 @@ use webhook_monitor::{
             HealthchecksSink, HttpSinkError, HttpTransport, JsonHttpSink, RetryPolicy, SeiriMode,
             SeiriSink, SlackSink,
         },
-        MemorySink, Report, Reporter, Sink, SinkError, SinkHealth,
+        Fanout, MemorySink, Report, Reporter, Sink, SinkError, SinkHealth, SinkOptions,
     },
     Policy,
 };
@@ -952,4 +952,38 @@ async fn a_send_cut_short_counts_its_reports_failed() {
     let h = health(&sink);
     assert_eq!((h.accepted, h.failed), (3, 3));
     assert_settled(&h);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_flushes_every_queued_report_to_a_healthy_backend() {
+    let backend = Backend::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = backend.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    // Production-like: the sink behind a Fanout entry that gathers batches for a whole second,
+    // so that at shutdown most reports are still waiting in its queue.
+    let options = SinkOptions::new()
+        .batch_size(50)
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_secs(60));
+    let fanout = Fanout::new().sink_with("json", json_sink(addr, retry()), options);
+    let (reporter, guard) = Reporter::builder()
+        .linger(ms(1))
+        .health_interval(None)
+        .spawn(fanout);
+    for report in deliveries(120).await {
+        reporter.try_report(report);
+    }
+    tokio::time::sleep(ms(50)).await;
+    let early = delivery_ids(&backend.delivered()).len();
+    assert!(early < 120, "a batch still gathering: {early} delivered");
+    let started = Instant::now();
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut expected: Vec<String> = (0..120).map(|i| format!("d{i}")).collect();
+    expected.sort();
+    assert_eq!(delivery_ids(&backend.delivered()), expected, "each once");
+    let stats = reporter.stats();
+    assert_eq!((stats.sent, stats.failed), (120, 0));
 }

@@ -71,13 +71,19 @@ pub(super) async fn run<K: Sink>(
         let room = config.batch_size - batch.len();
         if room > 0 && !config.linger.is_zero() {
             shared.wake_at.store(room, Relaxed);
+            let deadline = Instant::now() + config.linger;
             // Checked after publishing `room`: a sender that queued before could not wake us.
-            if rx.len() < room {
+            // A wake-up with the batch still short is a stale permit (left by a crossing while
+            // we were not lingering): linger on.
+            while rx.len() < room {
                 tokio::select! {
                     biased;
-                    _ = &mut stop => stopping = true,
+                    _ = &mut stop => {
+                        stopping = true;
+                        break;
+                    }
                     () = shared.notify.notified() => {}
-                    () = tokio::time::sleep(config.linger) => {}
+                    () = tokio::time::sleep_until(deadline) => break,
                 }
             }
         }
