@@ -987,3 +987,50 @@ async fn graceful_shutdown_flushes_every_queued_report_to_a_healthy_backend() {
     let stats = reporter.stats();
     assert_eq!((stats.sent, stats.failed), (120, 0));
 }
+
+#[tokio::test]
+async fn a_full_buffer_while_the_backend_is_down_drops_and_counts_exactly() {
+    // A port nobody listens on, for now.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = SinkOptions::new()
+        .batch_size(5)
+        .interval(ms(1))
+        .queue_capacity(10)
+        .timeout(Duration::from_secs(10));
+    let fanout = Arc::new(Fanout::new().sink_with("json", json_sink(addr, retry()), options));
+    let (reporter, guard) = Reporter::builder()
+        .linger(ms(1))
+        .health_interval(None)
+        .spawn(Arc::clone(&fanout));
+    // 100 reports reach the entry at once (one batch, on this one-thread runtime): 10 fit in
+    // its buffer, 90 are dropped.
+    for report in deliveries(100).await {
+        reporter.try_report(report);
+    }
+    tokio::time::sleep(ms(300)).await;
+    let backend = Backend::default();
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let router = backend.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let delivered = delivery_ids(&backend.delivered());
+    assert_eq!(delivered.len(), 10, "{delivered:?}");
+    let mut unique = delivered.clone();
+    unique.dedup();
+    assert_eq!(unique, delivered, "each once");
+    let stats = reporter.stats();
+    assert_eq!((stats.enqueued, stats.sent, stats.failed), (100, 100, 0));
+    // The entry's counters: its buffer's drops, and what its sink did with the rest.
+    let h = health(&*fanout);
+    assert_eq!(
+        (h.accepted, h.sent, h.dropped, h.failed, h.queued),
+        (100, 10, 90, 0, 0),
+        "{h:?}"
+    );
+    assert!(h.retries > 0, "the backend was down at first: {h:?}");
+}
