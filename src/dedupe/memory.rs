@@ -8,7 +8,7 @@ use std::{
 };
 
 use hashbrown::HashTable;
-use siphasher::sip128::SipHasher;
+use siphasher::sip128::SipHasher13;
 use tokio::time::Instant;
 
 use super::{Claim, DedupeStore, StoreFuture, Token};
@@ -62,9 +62,10 @@ const EVICTION_SCAN: usize = 32;
 ///
 /// # Memory
 ///
-/// Keys are not stored: each is reduced to a 128-bit keyed hash (SipHash-2-4-128 under a
-/// random per-store key), so a key costs no allocation, and two keys collide with a probability
-/// of about 2⁻⁸⁹ at a million entries, even keys an attacker picks. An entry is 56 bytes in
+/// Keys are not stored: each is reduced to a 128-bit keyed hash (SipHash-1-3-128, the rounds
+/// Rust's `HashMap` relies on against chosen keys, under a random per-store key), so a key
+/// costs no allocation, and two keys collide with a probability of about 2⁻⁸⁹ at a million
+/// entries, even keys an attacker picks. An entry is 56 bytes in
 /// its shard's slab plus 4 bytes and a control byte in a hash index kept at most 7/8 full.
 /// Measured at 1,000,000 entries (26-byte keys like `route:evt_1NqQy2LkdIwHu7ix`), the process
 /// grew by **68 bytes per entry**. A full store of the default capacity grew it by 8.4 MB (6.3 MB
@@ -106,8 +107,8 @@ struct Inner {
     shards: Box<[Padded]>,
     /// `shards.len() - 1`; the shard count is a power of two.
     shard_mask: u64,
-    /// SipHash-2-4-128 under a random secret key.
-    hasher: SipHasher,
+    /// SipHash-1-3-128 under a random secret key.
+    hasher: SipHasher13,
     /// Expiry instants are kept as nanoseconds since this instant.
     epoch: Instant,
     capacity: usize,
@@ -309,7 +310,7 @@ impl DedupeStore for MemoryStore {
         let key = self.key_hash(key);
         let tick = self.tick();
         let claim = self.shard(key).claim(key, token, tick, in_flight_ttl, now);
-        Box::pin(std::future::ready(Ok(claim)))
+        StoreFuture::ready(Ok(claim))
     }
 
     fn complete<'a>(
@@ -324,7 +325,7 @@ impl DedupeStore for MemoryStore {
         let done = self
             .shard(key)
             .finish(key, token, tick, window, State::Done, Some(now));
-        Box::pin(std::future::ready(Ok(done)))
+        StoreFuture::ready(Ok(done))
     }
 
     fn release<'a>(
@@ -338,7 +339,7 @@ impl DedupeStore for MemoryStore {
         let released = self
             .shard(key)
             .finish(key, token, tick, window, State::Released, None);
-        Box::pin(std::future::ready(Ok(released)))
+        StoreFuture::ready(Ok(released))
     }
 }
 
@@ -514,9 +515,9 @@ fn victim(slots: &[Slot], hand: usize, tick: u64) -> usize {
 }
 
 /// A SipHash keyed from the operating system's randomness (through `RandomState`'s seed).
-fn random_sip_hasher() -> SipHasher {
+fn random_sip_hasher() -> SipHasher13 {
     let seed = RandomState::new();
-    SipHasher::new_with_keys(seed.hash_one(0u64), seed.hash_one(1u64))
+    SipHasher13::new_with_keys(seed.hash_one(0u64), seed.hash_one(1u64))
 }
 
 fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {

@@ -14,7 +14,13 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-use std::{fmt, future::Future, pin::Pin, time::Duration, time::SystemTime};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
@@ -23,8 +29,76 @@ pub use redis::RedisStore;
 
 use crate::BoxError;
 
-/// A boxed future, as [`DedupeStore`] methods return.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+/// What [`DedupeStore`] methods return: an answer already known ([`StoreFuture::ready`], for a
+/// store in memory, without allocating), or a boxed future ([`StoreFuture::new`], for a store
+/// over the network).
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::dedupe::{StoreError, StoreFuture};
+///
+/// fn answer_now<'a>() -> StoreFuture<'a, bool> {
+///     StoreFuture::ready(Ok(true))
+/// }
+///
+/// fn answer_later<'a>() -> StoreFuture<'a, bool> {
+///     StoreFuture::new(async {
+///         // … a round trip to the store …
+///         Err(StoreError::new(std::io::Error::other("store unreachable")))
+///     })
+/// }
+/// # let _ = (answer_now(), answer_later());
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct StoreFuture<'a, T> {
+    inner: Answer<'a, T>,
+}
+
+enum Answer<'a, T> {
+    /// Taken when polled.
+    Ready(Option<Result<T, StoreError>>),
+    Pending(Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>),
+}
+
+impl<'a, T> StoreFuture<'a, T> {
+    /// An answer known already.
+    pub fn ready(result: Result<T, StoreError>) -> Self {
+        Self {
+            inner: Answer::Ready(Some(result)),
+        }
+    }
+
+    /// An answer `future` will give (boxed).
+    pub fn new(future: impl Future<Output = Result<T, StoreError>> + Send + 'a) -> Self {
+        Self {
+            inner: Answer::Pending(Box::pin(future)),
+        }
+    }
+}
+
+impl<T: Unpin> Future for StoreFuture<'_, T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().inner {
+            // As `std::future::Ready` does: polling a completed future is a bug in the caller.
+            Answer::Ready(answer) => Poll::Ready(answer.take().expect("polled after completion")),
+            Answer::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> fmt::Debug for StoreFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.inner {
+            Answer::Ready(Some(_)) => "ready",
+            Answer::Ready(None) => "taken",
+            Answer::Pending(_) => "pending",
+        };
+        f.debug_tuple("StoreFuture").field(&state).finish()
+    }
+}
 
 /// Where the layer records which deliveries it has seen, claimed and processed.
 ///

@@ -275,7 +275,7 @@ impl DedupeStore for RedisStore {
         in_flight_ttl: Duration,
         now: SystemTime,
     ) -> StoreFuture<'a, Claim> {
-        Box::pin(async move {
+        StoreFuture::new(async move {
             let now = millis_since_epoch(now)?;
             let mut invocation = CLAIM.prepare_invoke();
             invocation
@@ -295,7 +295,7 @@ impl DedupeStore for RedisStore {
         window: Duration,
         now: SystemTime,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        StoreFuture::new(async move {
             let now = millis_since_epoch(now)?;
             let mut invocation = COMPLETE.prepare_invoke();
             invocation
@@ -314,7 +314,7 @@ impl DedupeStore for RedisStore {
         token: Token,
         window: Duration,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        StoreFuture::new(async move {
             let mut invocation = RELEASE.prepare_invoke();
             invocation
                 .key(self.key(key))
