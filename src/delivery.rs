@@ -27,8 +27,17 @@ use crate::policy::FingerprintAlgorithm;
 /// }
 /// # assert_eq!(handler(&Request::new(WebhookBody::default())), "not behind the layer");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Delivery {
+    /// Shared: the handler's extension and the report hold the same record, so handing it to
+    /// the handler costs a reference count, not a copy.
+    data: Arc<DeliveryData>,
+}
+
+/// The fields of a [`Delivery`]. The layer fills them in before the handler runs; after that the
+/// record is shared and never changes.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryData {
     pub(crate) route: Arc<str>,
     pub(crate) provider: Option<Arc<str>>,
     pub(crate) id: Option<HeaderValue>,
@@ -43,81 +52,119 @@ pub struct Delivery {
     pub(crate) sent_at: Option<SystemTime>,
 }
 
+impl DeliveryData {
+    /// The delivery id as text (see [`Delivery::id`]).
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.id.as_ref().and_then(|v| v.to_str().ok())
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.data.fmt(f)
+    }
+}
+
 impl Delivery {
+    pub(crate) fn new(data: DeliveryData) -> Self {
+        Self {
+            data: Arc::new(data),
+        }
+    }
+
+    /// The fields, to read.
+    pub(crate) fn data(&self) -> &DeliveryData {
+        &self.data
+    }
+
+    /// The fields, to fill in while the record is not shared yet (a shared one is copied first).
+    pub(crate) fn make_mut(&mut self) -> &mut DeliveryData {
+        Arc::make_mut(&mut self.data)
+    }
+
     /// The route's name, from its [`Policy`](crate::Policy).
     pub fn route(&self) -> &str {
-        &self.route
+        &self.data.route
     }
 
     /// The provider's name, where the policy names one.
     pub fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+        self.data.provider.as_deref()
     }
 
     /// The provider's delivery id, where the policy says where to find it and the request has one.
     pub fn id(&self) -> Option<&str> {
-        self.id.as_ref().and_then(|v| v.to_str().ok())
+        self.data.id()
     }
 
     /// The event type, where the policy says where to find it and the request has one.
     pub fn event_type(&self) -> Option<&str> {
-        self.event_type.as_ref().and_then(|v| v.to_str().ok())
+        self.data.event_type.as_ref().and_then(|v| v.to_str().ok())
     }
 
     /// The delivery attempt (1 for the first), where the provider says.
     pub fn attempt(&self) -> Option<u32> {
-        self.attempt
+        self.data.attempt
     }
 
     /// Whether the provider's signature was checked.
     pub fn signature(&self) -> SignatureStatus {
-        self.signature
+        self.data.signature
     }
 
     /// Wall-clock time at which the layer received the request.
     pub fn received_at(&self) -> SystemTime {
-        self.received_at
+        self.data.received_at
     }
 
     /// Body size in bytes: what was read (for a rejected body, what had arrived when it was
     /// rejected), or, for a body rejected on its declared length before reading, that length.
     pub fn body_len(&self) -> u64 {
-        self.body_len
+        self.data.body_len
     }
 
     /// Fingerprint of the body, once it has been read whole.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
-        self.fingerprint
+        self.data.fingerprint
     }
 
     /// When the provider says it first sent the delivery (or the event happened), where the
     /// policy says where to read it.
     pub fn sent_at(&self) -> Option<SystemTime> {
-        self.sent_at
+        self.data.sent_at
     }
 
     /// How late the delivery arrived: from [`sent_at`](Self::sent_at) to
     /// [`received_at`](Self::received_at); zero if the provider's clock is ahead.
     pub fn lag(&self) -> Option<std::time::Duration> {
-        let sent = self.sent_at?;
-        Some(self.received_at.duration_since(sent).unwrap_or_default())
+        let sent = self.data.sent_at?;
+        Some(
+            self.data
+                .received_at
+                .duration_since(sent)
+                .unwrap_or_default(),
+        )
     }
 
     /// With dedupe on: how many times this delivery was claimed for processing, this time
     /// included (1 the first time; a retry after a failure is 2…), by the dedupe store.
     pub fn times_seen(&self) -> Option<u32> {
-        self.times_seen
+        self.data.times_seen
     }
 
     /// With dedupe on: when this delivery was first claimed.
     pub fn first_seen(&self) -> Option<SystemTime> {
-        self.first_seen
+        self.data.first_seen
     }
 
     /// With dedupe on and a retry: the mean interval between this delivery's attempts so far.
     pub fn mean_retry_interval(&self) -> Option<std::time::Duration> {
-        let n = self.times_seen.filter(|&n| n > 1)?;
-        let span = self.received_at.duration_since(self.first_seen?).ok()?;
+        let n = self.data.times_seen.filter(|&n| n > 1)?;
+        let span = self
+            .data
+            .received_at
+            .duration_since(self.data.first_seen?)
+            .ok()?;
         Some(span / (n - 1))
     }
 }

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc};
 
 use tower_layer::Layer;
 
-use crate::{report::Reporter, Policy, WebhookMonitor};
+use crate::{provider::Source, report::Reporter, Policy, WebhookMonitor};
 
 /// The tower [`Layer`] that monitors a webhook route: buffers and limits the body, times the
 /// handler, classifies its answer and reports the delivery.
@@ -20,6 +20,8 @@ pub struct WebhookMonitorLayer {
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) reporter: Reporter,
+    /// Whether any of the policy's delivery fields comes from a header.
+    pub(crate) reads_headers: bool,
 }
 
 impl WebhookMonitorLayer {
@@ -33,8 +35,13 @@ impl WebhookMonitorLayer {
             policy.watch.clone(),
             policy.timeout_budget,
         );
+        let reads_headers = policy.sources().any(|s| matches!(s, Source::Header(_)));
         Self {
-            shared: Arc::new(Shared { policy, reporter }),
+            shared: Arc::new(Shared {
+                policy,
+                reporter,
+                reads_headers,
+            }),
         }
     }
 

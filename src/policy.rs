@@ -67,6 +67,22 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Where the delivery fields (id, event type, send time, attempt) come from.
+    pub(crate) fn sources(&self) -> impl Iterator<Item = &Source> {
+        let attempt = self
+            .attempt
+            .as_ref()
+            .map(|AttemptSource::Counter { source, .. }| source);
+        [
+            self.delivery_id.as_ref(),
+            self.event_type.as_ref(),
+            self.sent_at.as_ref(),
+            attempt,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// The default body limit: 1 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 

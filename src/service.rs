@@ -21,7 +21,7 @@ use sha2::Digest as _;
 use crate::{
     body::{read_body, BodyError},
     dedupe::{Claim, DedupeKey, StoreFailure, Token},
-    delivery::{Delivery, Fingerprint, SignatureStatus},
+    delivery::{Delivery, DeliveryData, Fingerprint, SignatureStatus},
     future::ResponseFuture,
     layer::Shared,
     payload::{Action, PayloadViolation},
@@ -223,7 +223,7 @@ where
         }
 
         // 6. Call the handler with the buffered body, catching a panic in `call` or in its future.
-        parts.extensions.insert(rec.delivery().clone());
+        parts.extensions.insert(rec.shared_delivery());
         let req = Request::from_parts(parts, WebhookBody::from(bytes));
         rec.handler_start = Some(Instant::now());
         // Build the future before awaiting it: a `match` scrutinee stays alive across an `.await` in
@@ -337,10 +337,12 @@ struct Recorder {
     body_read: Duration,
     handler_start: Option<Instant>,
     handler_end: Option<Instant>,
-    /// Boxed: it is the bulk of the recorder, and the response future must stay small enough
-    /// for the allocator's fast path (see `handle`). `send` moves it into the report, so that
-    /// the report travels the queue as a pointer.
-    slot: Option<Box<Delivery>>,
+    /// A dedupe claim was settled after the handler: the response was ready only then.
+    settled: bool,
+    /// A pointer to a shared record: the response future stays small enough for the
+    /// allocator's fast path (see `handle`), the handler's extension shares it, and `send`
+    /// moves it into the report, which travels the queue small.
+    slot: Option<Delivery>,
     flags: Flags,
     /// The failed payload check, rejecting or flagging.
     payload: Option<Box<PayloadViolation>>,
@@ -352,7 +354,7 @@ impl Recorder {
     fn new(shared: Arc<Shared>) -> Self {
         let start = Instant::now();
         let policy = &shared.policy;
-        let delivery = Some(Box::new(Delivery {
+        let delivery = Some(Delivery::new(DeliveryData {
             route: Arc::clone(&policy.name),
             provider: policy.provider.clone(),
             id: None,
@@ -373,6 +375,7 @@ impl Recorder {
             body_read: Duration::ZERO,
             handler_start: None,
             handler_end: None,
+            settled: false,
             slot: delivery,
             flags: Flags::default(),
             payload: None,
@@ -380,8 +383,15 @@ impl Recorder {
         }
     }
 
+    /// The delivery, shared from here on: for the handler's extension.
+    fn shared_delivery(&self) -> Delivery {
+        self.slot
+            .clone()
+            .expect("the delivery is taken by `send`, after which nothing records")
+    }
+
     /// The delivery being recorded; `send` takes it, once, at the end.
-    fn delivery(&mut self) -> &mut Delivery {
+    fn delivery(&mut self) -> &mut DeliveryData {
         recorded(&mut self.slot)
     }
 
@@ -398,6 +408,9 @@ impl Recorder {
              }| { (source, *offset, *absent_is_first) },
         );
         let Some(body) = body else {
+            if !self.shared.reads_headers {
+                return;
+            }
             let header = |s: Option<&Source>| match s {
                 Some(Source::Header(name)) => headers.get(name),
                 _ => None,
@@ -510,6 +523,7 @@ impl Recorder {
         let Some((key, token)) = self.claim.take() else {
             return;
         };
+        self.settled = true;
         let policy = &self.shared.policy;
         let Some(store) = &policy.dedupe else {
             return;
@@ -541,14 +555,19 @@ impl Recorder {
         let Some(delivery) = self.slot.take() else {
             return; // sent already: `send` runs once
         };
-        let now = Instant::now();
+        // The handler's end is when the response was ready, unless settling a claim took time
+        // after it.
+        let now = match self.handler_end {
+            Some(end) if !self.settled => end,
+            _ => Instant::now(),
+        };
         let total = now - self.start;
         let handler = self
             .handler_start
             .map_or(Duration::ZERO, |h| self.handler_end.unwrap_or(now) - h);
         let policy = &self.shared.policy;
         let mut flags = self.flags;
-        let attempts = delivery.attempt.max(delivery.times_seen);
+        let attempts = delivery.attempt().max(delivery.times_seen());
         flags.many_attempts = attempts.is_some_and(|n| n > policy.max_attempts);
         flags.rapid_retries = delivery
             .mean_retry_interval()
@@ -599,13 +618,14 @@ impl Drop for Recorder {
 }
 
 /// The delivery in a recorder's slot (a function, so that it borrows the slot field alone).
-fn recorded(slot: &mut Option<Box<Delivery>>) -> &mut Delivery {
-    slot.as_deref_mut()
+fn recorded(slot: &mut Option<Delivery>) -> &mut DeliveryData {
+    slot.as_mut()
         .expect("the delivery is taken by `send`, after which nothing records")
+        .make_mut()
 }
 
 /// The store key of a delivery: the route and its id, or its body's SHA-256.
-fn dedupe_key(policy: &Policy, delivery: &Delivery, body: &[u8]) -> String {
+fn dedupe_key(policy: &Policy, delivery: &DeliveryData, body: &[u8]) -> String {
     // Sized up front: `format!` would grow (reallocate) the string as it writes.
     let join = |kind: &str, value: &str| {
         let mut key = String::with_capacity(policy.name.len() + kind.len() + value.len());

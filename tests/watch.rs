@@ -507,3 +507,50 @@ async fn a_route_with_watchers_off_raises_nothing() {
     }
     assert_eq!(sim.finish().await.len(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn interleaved_routes_in_one_batch_are_watched_apart() {
+    let sink = MemorySink::new();
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::from_millis(1))
+        .spawn(sink.clone());
+    let app = Router::new()
+        .route(
+            "/orders",
+            post(handler).layer(WebhookMonitorLayer::new(
+                Policy::custom("orders"),
+                reporter.clone(),
+            )),
+        )
+        .route(
+            "/refunds",
+            post(handler).layer(WebhookMonitorLayer::new(
+                Policy::custom("refunds"),
+                reporter,
+            )),
+        );
+    let send = |path: &'static str, status: u16| {
+        let req = Request::post(path)
+            .header("x-status", status)
+            .body(Body::from("{}"))
+            .unwrap();
+        app.clone().oneshot(req)
+    };
+    // One batch: each failure on one route sits between successes on the other, so a route
+    // that took the other's reports would never see a run of five failures.
+    for _ in 0..5 {
+        send("/orders", 500).await.unwrap();
+        send("/refunds", 200).await.unwrap();
+        send("/refunds", 200).await.unwrap();
+    }
+    sleep(Duration::from_millis(5)).await;
+    let alerts: Vec<Alert> = sink
+        .reports()
+        .iter()
+        .filter_map(|r| r.as_alert().cloned())
+        .collect();
+    assert_eq!(states(&alerts), [(ConsecutiveFailures, Opened)]);
+    assert_eq!(&*alerts[0].route, "orders");
+    assert_eq!(f64_figure(&alerts[0], "consecutive_failures"), 5.0);
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+}

@@ -121,8 +121,9 @@ impl Report {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryReport {
-    /// What the layer learned about the request (boxed: the report travels the queue small).
-    pub delivery: Box<Delivery>,
+    /// What the layer learned about the request: the record the handler saw (a shared pointer,
+    /// so the report travels the queue small).
+    pub delivery: Delivery,
     /// The status sent to the provider; `None` when none was sent (cancelled, service error).
     pub status: Option<StatusCode>,
     /// The classification.

@@ -138,21 +138,32 @@ impl Watchers {
     /// with the defaults.
     pub(crate) fn observe(&mut self, reports: &[Report], now: Instant) {
         let (minute, elapsed) = (self.minute(now), self.elapsed(now));
-        for report in reports {
-            let Report::Delivery(report) = report else {
+        let mut rest = reports;
+        while let [first, ..] = rest {
+            let Report::Delivery(first) = first else {
+                rest = &rest[1..];
                 continue;
             };
-            match self.routes.get_mut(report.delivery.route.as_ref()) {
-                Some(Some(route)) => route.observe(report, now, minute, elapsed),
-                Some(None) => {} // watchers off
-                None => {
-                    let mut route = self.route(Watch::default(), None, now);
-                    if let Some(route) = &mut route {
-                        route.observe(report, now, minute, elapsed);
-                    }
-                    self.routes
-                        .insert(Arc::clone(&report.delivery.route), route);
-                }
+            // Reports come in runs from the same route (one route per layer, one `Arc` per
+            // route): look the route up once per run.
+            let name = &first.delivery.data().route;
+            let run = rest
+                .iter()
+                .take_while(|r| {
+                    matches!(r, Report::Delivery(d) if Arc::ptr_eq(&d.delivery.data().route, name))
+                })
+                .count();
+            let (run, next) = rest.split_at(run);
+            rest = next;
+            if !self.routes.contains_key(name) {
+                let route = self.route(Watch::default(), None, now);
+                self.routes.insert(Arc::clone(name), route);
+            }
+            let Some(Some(route)) = self.routes.get_mut(name) else {
+                continue; // watchers off
+            };
+            for report in run.iter().filter_map(Report::as_delivery) {
+                route.observe(report, now, minute, elapsed);
             }
         }
     }

@@ -220,14 +220,14 @@ impl State {
         let route = self
             .routes
             .entry_ref(d.route())
-            .or_insert_with(|| RouteMetrics::new(&d.route));
+            .or_insert_with(|| RouteMetrics::new(&d.data().route));
         let provider = d.provider();
         cached(
             &mut route.deliveries,
             |(p, outcome)| *outcome == r.outcome && p.as_deref() == provider,
             || {
-                let mut labels = vec![Label::new("route", Arc::clone(&d.route))];
-                if let Some(provider) = &d.provider {
+                let mut labels = vec![Label::new("route", Arc::clone(&d.data().route))];
+                if let Some(provider) = &d.data().provider {
                     labels.push(Label::new("provider", Arc::clone(provider)));
                 }
                 labels.push(Label::new("outcome", r.outcome.as_str()));
@@ -235,7 +235,7 @@ impl State {
                     labels.push(Label::new("detail", detail));
                 }
                 (
-                    (d.provider.clone(), r.outcome),
+                    (d.data().provider.clone(), r.outcome),
                     counter!(DELIVERIES, labels),
                 )
             },
@@ -246,7 +246,7 @@ impl State {
                 &mut route.flags,
                 |f| *f == flag,
                 || {
-                    let route = Arc::clone(&d.route);
+                    let route = Arc::clone(&d.data().route);
                     (flag, counter!(FLAGGED, "route" => route, "flag" => flag))
                 },
             )
