@@ -5,9 +5,16 @@
 //! Usage: `instructions <variant> <requests>`; variants as in `benches/support/mod.rs`, or
 //! `verify-raw`, `verify-stripe`, `verify-sw`, `verify-reference` (one signature check of a
 //! 2 KiB body per iteration: raw HMAC-SHA256, the Stripe and Standard Webhooks schemes, and the
-//! reference `standardwebhooks` crate).
+//! reference `standardwebhooks` crate), `peek-new`, `peek-serde` (one `peek` of the 2 KiB body
+//! for the Stripe preset's fields `type`, `created`, `id` per iteration, and the floor it is
+//! compared with: serde_json skipping the same body into `IgnoredAny`).
 
 mod support;
+
+// `peek` is crate-private: its source file is compiled into this bench as a module.
+#[path = "../src/provider/peek.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod peek;
 
 use std::time::Duration;
 
@@ -20,6 +27,9 @@ fn main() {
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     if let Some(scheme) = variant.strip_prefix("verify-") {
         return verify(scheme, n);
+    }
+    if let Some(which) = variant.strip_prefix("peek-") {
+        return peek_body(which, n);
     }
     let rt = support::runtime();
     let body = support::payload();
@@ -34,6 +44,31 @@ fn main() {
                 .expect("drained");
         }
     });
+}
+
+/// `n` peeks of the 2 KiB body: `new` is `peek`, `serde` serde_json's skip into `IgnoredAny`.
+fn peek_body(which: &str, n: u64) {
+    use std::hint::black_box;
+
+    const PATHS: [&[&str]; 3] = [&["type"], &["created"], &["id"]];
+    let body = support::payload().to_vec();
+    match which {
+        "new" => {
+            let [ty, created, id] = peek::peek(&body, PATHS).expect("valid");
+            assert!(ty.is_some() && created.is_none() && id.is_some());
+            for _ in 0..n {
+                black_box(peek::peek(black_box(&body), PATHS).is_ok());
+            }
+        }
+        "serde" => {
+            for _ in 0..n {
+                black_box(
+                    serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).is_ok(),
+                );
+            }
+        }
+        other => panic!("unknown peek variant {other}"),
+    }
 }
 
 /// `n` signature checks of the same 2 KiB message with `scheme`.
