@@ -47,5 +47,12 @@ fn dedupe(c: &mut Criterion) {
     group(c, "dedupe_2KiB", support::DEDUPE_VARIANTS);
 }
 
-criterion_group!(benches, overhead, dedupe);
+/// The load harness's Stripe variants in-process, against bare in the same group.
+fn stripe(c: &mut Criterion) {
+    let mut variants = vec!["bare"];
+    variants.extend(support::STRIPE_VARIANTS);
+    group(c, "stripe_2KiB", &variants);
+}
+
+criterion_group!(benches, overhead, dedupe, stripe);
 criterion_main!(benches);

@@ -9,22 +9,20 @@
 //! reporting through a `Fanout` into a real `JsonHttpSink` posting to a backend on 127.0.0.1
 //! that answers `200`, or that accepts connections and never answers; feature `http`).
 
-use std::{
-    future::{pending, Future},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::future::{pending, Future};
 
-use axum::{http::HeaderMap, http::StatusCode, routing::post, Router};
+use axum::{http::StatusCode, routing::post, Router};
 use bytes::Bytes;
-use hmac::{KeyInit, Mac};
 use webhook_monitor::{
     dedupe::MemoryStore,
     report::{Report, Reporter, Sink, SinkError},
     Policy, WebhookMonitorLayer,
 };
 
-/// The secret the load generator signs with.
-const SECRET: &str = "whsec_load_test_secret";
+#[path = "../benches/support/hand.rs"]
+#[allow(unreachable_pub)]
+mod hand;
+use hand::SECRET;
 
 /// A sink that takes every batch and does nothing with it.
 struct Discard;
@@ -44,53 +42,6 @@ impl Sink for Hangs {
 
 async fn ok(_: Bytes) -> StatusCode {
     StatusCode::OK
-}
-
-/// What a careful user writes without the layer: a pre-keyed HMAC, the header parsed by hand,
-/// every `v1` tried in constant time, the timestamp checked.
-async fn verify_by_hand(
-    axum::extract::State(key): axum::extract::State<hmac::Hmac<sha2::Sha256>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let Some(header) = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for pair in header.split(',') {
-        match pair.split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<u64>().ok(),
-            Some(("v1", s)) => signatures.push(s),
-            _ => {}
-        }
-    }
-    let Some(t) = timestamp else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if now.abs_diff(t) > 300 {
-        return StatusCode::UNAUTHORIZED;
-    }
-    let mut mac = key.clone();
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(&body);
-    let expected = mac.finalize().into_bytes();
-    let mut decoded = [0u8; 32];
-    for s in signatures {
-        if hex::decode_to_slice(s, &mut decoded).is_ok()
-            && subtle::ConstantTimeEq::ct_eq(&decoded[..], &expected[..]).into()
-        {
-            return StatusCode::OK;
-        }
-    }
-    StatusCode::UNAUTHORIZED
 }
 
 async fn app(variant: &str) -> Router {
@@ -132,12 +83,7 @@ async fn app(variant: &str) -> Router {
                 .key_prefix(prefix);
             route.layer(layer(stripe().dedupe(store), false))
         }
-        "hand" => {
-            let key = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-            Router::new()
-                .route("/hook", post(verify_by_hand))
-                .with_state(key)
-        }
+        "hand" => hand::router(),
         #[cfg(feature = "http")]
         "full-http" | "full-http-hanging" => {
             let url = http_backend(variant == "full-http-hanging");

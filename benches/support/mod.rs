@@ -2,10 +2,12 @@
 //! drives them (shared by `overhead` and `instructions`).
 #![allow(dead_code, unreachable_pub)]
 
+mod hand;
+
 use std::{
     hint::black_box,
     sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{body::Body, http::StatusCode, routing::post, Router};
@@ -23,6 +25,10 @@ use webhook_monitor::{
 /// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`; `build`
 /// also knows `monitored-unwatched` (the watchers off).
 pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
+
+/// The load harness's variants (`examples/load_server.rs`), in-process: Stripe verification,
+/// then memory dedupe on top (the full layer), and verifying by hand without the layer.
+pub const STRIPE_VARIANTS: [&str; 3] = ["stripe", "full", "hand"];
 
 /// The dedupe variants: no dedupe, the memory store, and (feature `redis`) Redis on loopback.
 pub const DEDUPE_VARIANTS: &[&str] = &[
@@ -70,6 +76,21 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
     let router = Router::new().route("/hook", post(handler));
     let policy = || Policy::custom("hook").timeout_budget(Duration::from_secs(10));
     let with_id = || policy().delivery_id(Source::header("x-delivery-id"));
+    // As in the load harness: the Stripe preset, with the id read from the per-request header.
+    let stripe = || {
+        Policy::stripe(hand::SECRET)
+            .rename("hook")
+            .delivery_id(Source::header("x-delivery-id"))
+    };
+    let layered = |policy: Policy| {
+        let (reporter, guard) = Reporter::spawn(Discard::default());
+        (
+            Router::new()
+                .route("/hook", post(handler))
+                .layer(WebhookMonitorLayer::new(policy, reporter)),
+            Some(guard),
+        )
+    };
     let (router, guard) = match variant {
         "bare" => (router, None),
         "trace" => (
@@ -129,7 +150,12 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
                 Some(guard),
             )
         }
-        other => panic!("unknown variant {other}; one of {VARIANTS:?} or {DEDUPE_VARIANTS:?}"),
+        "stripe" => layered(stripe()),
+        "full" => layered(stripe().dedupe(MemoryStore::new())),
+        "hand" => return (hand::router(), None),
+        other => panic!(
+            "unknown variant {other}; one of {VARIANTS:?}, {STRIPE_VARIANTS:?} or {DEDUPE_VARIANTS:?}"
+        ),
     };
     // Turn handlers into routes once, as `axum::serve` does; without it a `Router<()>` rebuilds
     // each route (and re-applies its layers) on every request.
@@ -141,9 +167,16 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
 pub async fn drive(router: &Router, body: &Bytes, n: u64) {
     // A distinct delivery id per request, so that dedupe variants claim a fresh key each time.
     let run = std::process::id();
+    // Every request is Stripe-signed, as in the load harness (signed once: the body is the same).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    let signed = webhook_monitor::testing::stripe(hand::SECRET, body, now.as_secs());
+    let signature = signed.get("stripe-signature").expect("signed").clone();
     for i in 0..n {
         let req = Request::post("/hook")
             .header("content-type", "application/json")
+            .header("stripe-signature", signature.clone())
             .header("x-delivery-id", format!("evt_{run}_{i}"))
             .body(Body::from(body.clone()))
             .expect("valid request");
