@@ -6,7 +6,8 @@
 # Usage: scripts/load.sh [rounds] [seconds]   (defaults: 3 rounds of 4 s per run)
 # VARIANTS, CONCURRENCY and BODIES override the matrix, e.g.
 #   VARIANTS="bare report full" CONCURRENCY="32" BODIES="2048" scripts/load.sh 5 4
-# Server CPU per request comes from /proc/<pid>/stat (utime + stime) over the run.
+# Server CPU per request comes from /proc/<pid>/stat (utime + stime) over the run; user time
+# alone is printed too (our code runs there; the kernel's share is the same in every variant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -28,11 +29,11 @@ for round in $(seq "$ROUNDS"); do
         pid=$!
         for _ in $(seq 100); do grep -q PORT "$log" && break; sleep 0.05; done
         port=$(awk '/PORT/ {print $2}' "$log")
-        cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        read -r user0 sys0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
         result=$(taskset -c 1 "$gen" "$port" "$c" "$body" "$SECONDS_PER_RUN")
-        cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+        read -r user1 sys1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
         kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$log"
-        echo "{\"round\":$round,\"variant\":\"$v\",\"concurrency\":$c,\"body\":$body,\"cpu_ticks\":$((cpu1 - cpu0)),\"ticks_per_s\":$ticks,\"warmup_s\":1,\"run\":$result}" | tee -a "$out"
+        echo "{\"round\":$round,\"variant\":\"$v\",\"concurrency\":$c,\"body\":$body,\"cpu_ticks\":$((user1 + sys1 - user0 - sys0)),\"user_ticks\":$((user1 - user0)),\"ticks_per_s\":$ticks,\"warmup_s\":1,\"run\":$result}" | tee -a "$out"
       done
     done
   done
@@ -42,20 +43,23 @@ import json, sys, statistics as st
 runs = [json.loads(l) for l in open(sys.argv[1])]
 keys = sorted({(r["concurrency"], r["body"]) for r in runs})
 variants = list(dict.fromkeys(r["variant"] for r in runs))
-print(f"\n{'conc':>5} {'body':>6} {'variant':<13} {'req/s':>9} {'ratio':>6} {'p50 us':>7} {'p99 us':>7} {'p99 x':>6} {'cpu us/req':>10}")
+print(f"\n{'conc':>5} {'body':>6} {'variant':<13} {'req/s':>9} {'ratio':>6} {'p50 us':>7} {'p99 us':>7} {'p99 x':>6} {'cpu us/req':>10} {'user us/req':>11}")
 for c, b in keys:
     med = {}
     for v in variants:
         rs = [r for r in runs if (r["variant"], r["concurrency"], r["body"]) == (v, c, b)]
         if not rs: continue
         # server CPU over the whole run (warm-up included) per request served in it
-        cpu = [r["cpu_ticks"] / r["ticks_per_s"] * 1e6 / max(1, r["run"]["rps"] * (r["run"]["requests"] / max(1, r["run"]["rps"]) + r["warmup_s"])) for r in rs]
+        served = lambda r: max(1, r["run"]["rps"] * (r["run"]["requests"] / max(1, r["run"]["rps"]) + r["warmup_s"]))
+        cpu = [r["cpu_ticks"] / r["ticks_per_s"] * 1e6 / served(r) for r in rs]
+        # user time alone: our code runs there; the kernel's share is the same in every variant
+        user = [r.get("user_ticks", 0) / r["ticks_per_s"] * 1e6 / served(r) for r in rs]
         med[v] = (st.median(r["run"]["rps"] for r in rs), st.median(r["run"]["p50_us"] for r in rs),
-                  st.median(r["run"]["p99_us"] for r in rs), st.median(cpu))
+                  st.median(r["run"]["p99_us"] for r in rs), st.median(cpu), st.median(user))
     base = med.get("bare")
-    for v, (rps, p50, p99, cpu) in med.items():
+    for v, (rps, p50, p99, cpu, user) in med.items():
         ratio = rps / base[0] if base else float("nan")
         p99x = p99 / base[2] if base and base[2] else float("nan")
-        print(f"{c:>5} {b:>6} {v:<13} {rps:>9.0f} {ratio:>6.2f} {p50:>7.0f} {p99:>7.0f} {p99x:>6.2f} {cpu:>10.2f}")
+        print(f"{c:>5} {b:>6} {v:<13} {rps:>9.0f} {ratio:>6.2f} {p50:>7.0f} {p99:>7.0f} {p99x:>6.2f} {cpu:>10.2f} {user:>11.2f}")
 PY
 rm -f "$out"
