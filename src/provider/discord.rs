@@ -122,8 +122,13 @@ impl Scheme for DiscordScheme {
         check_timestamp(parse_timestamp(timestamp)?, request.now(), self.tolerance)?;
 
         let mut bytes = [0u8; SIGNATURE_LENGTH];
-        hex::decode_to_slice(signature.trim(), &mut bytes)
-            .map_err(|_| SignatureError::Malformed("signature is not 64 bytes of hex"))?;
+        let malformed = SignatureError::Malformed("signature is not 64 bytes of hex");
+        let hex_signature = signature.trim();
+        // Exactly 128 digits: the hex decoder would also take a `0x` prefix.
+        if hex_signature.len() != 2 * SIGNATURE_LENGTH {
+            return Err(malformed);
+        }
+        hex::decode_to_slice(hex_signature, &mut bytes).map_err(|_| malformed)?;
         let signature = Signature::from_bytes(&bytes);
 
         // `verify_strict` takes the message in one piece: timestamp and body are copied once.
@@ -404,11 +409,16 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let long = format!("{SIG}00");
-        assert!(matches!(
-            check(&scheme(), &headers(Some(&long), Some(TS)), BODY, now),
-            Err(SignatureError::Malformed(_))
-        ));
+        // Too long, and the valid signature with a `0x` prefix: both malformed.
+        for bad in [format!("{SIG}00"), format!("0x{SIG}")] {
+            assert!(
+                matches!(
+                    check(&scheme(), &headers(Some(&bad), Some(TS)), BODY, now),
+                    Err(SignatureError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
         for bad in [
             "",
             "+1700000000",

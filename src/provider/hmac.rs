@@ -480,6 +480,24 @@ mod tests {
     }
 
     #[test]
+    fn a_hex_signature_takes_no_prefix() {
+        let scheme = HmacScheme::github("real");
+        let good = github_sig("real", b"{}");
+        assert_eq!(verify(&scheme, &good, b"{}"), Ok(Verified::by_secret(0)));
+        let upper = good.replace("sha256=", "").to_uppercase();
+        assert_eq!(
+            verify(&scheme, &format!("sha256={upper}"), b"{}"),
+            Ok(Verified::by_secret(0)),
+            "either case"
+        );
+        // The hex decoder strips a `0x` prefix; the signature's length rules it out first.
+        let prefixed = good.replace("sha256=", "sha256=0x");
+        assert!(verify(&scheme, &prefixed, b"{}").is_err());
+        let short = prefixed[..prefixed.len() - 2].to_owned();
+        assert!(verify(&scheme, &short, b"{}").is_err());
+    }
+
+    #[test]
     fn a_base64_signature_has_one_spelling() {
         // Standard Webhooks V1: the valid signature ends "Kkw="; "Kkx=" decodes to the same
         // bytes under a lenient decoder (non-zero trailing bits) and must not verify.
