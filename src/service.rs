@@ -390,7 +390,8 @@ impl Recorder {
             .expect("the delivery is taken by `send`, after which nothing records")
     }
 
-    /// The delivery being recorded; `send` takes it, once, at the end.
+    /// The delivery being recorded; `send` takes it, once, at the end. Only before the handler
+    /// is called: once the handler's extension shares it, this would copy it.
     fn delivery(&mut self) -> &mut DeliveryData {
         recorded(&mut self.slot)
     }
