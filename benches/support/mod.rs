@@ -131,6 +131,7 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             .rename("hook")
             .delivery_id(Source::header("x-delivery-id"))
     };
+    // The route behind the layer, reporting into a sink that only counts.
     let layered = |policy: Policy| {
         let (reporter, guard) = Reporter::spawn(Discard::default());
         (
@@ -146,22 +147,9 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             router.layer(tower_http::trace::TraceLayer::new_for_http()),
             None,
         ),
-        "monitored" => {
-            let (reporter, guard) = Reporter::spawn(Discard::default());
-            (
-                router.layer(WebhookMonitorLayer::new(policy(), reporter)),
-                Some(guard),
-            )
-        }
+        "monitored" => layered(policy()),
         // The same with the watchers off: their share of the worker's cost.
-        "monitored-unwatched" => {
-            let (reporter, guard) = Reporter::spawn(Discard::default());
-            let policy = policy().watch(|_| Watch::off());
-            (
-                router.layer(WebhookMonitorLayer::new(policy, reporter)),
-                Some(guard),
-            )
-        }
+        "monitored-unwatched" => layered(policy().watch(|_| Watch::off())),
         "monitored-json" => {
             let (reporter, guard) = Reporter::spawn(JsonLinesSink::new(std::io::sink()));
             (
@@ -169,21 +157,8 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
                 Some(guard),
             )
         }
-        "monitored-id" => {
-            let (reporter, guard) = Reporter::spawn(Discard::default());
-            (
-                router.layer(WebhookMonitorLayer::new(with_id(), reporter)),
-                Some(guard),
-            )
-        }
-        "monitored-memory" => {
-            let (reporter, guard) = Reporter::spawn(Discard::default());
-            let policy = with_id().dedupe(MemoryStore::new());
-            (
-                router.layer(WebhookMonitorLayer::new(policy, reporter)),
-                Some(guard),
-            )
-        }
+        "monitored-id" => layered(with_id()),
+        "monitored-memory" => layered(with_id().dedupe(MemoryStore::new())),
         #[cfg(feature = "redis")]
         "monitored-redis" => {
             let url = std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/".into());
@@ -192,12 +167,7 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
                 .await
                 .expect("Redis")
                 .key_prefix(prefix);
-            let (reporter, guard) = Reporter::spawn(Discard::default());
-            let policy = with_id().dedupe(store);
-            (
-                router.layer(WebhookMonitorLayer::new(policy, reporter)),
-                Some(guard),
-            )
+            layered(with_id().dedupe(store))
         }
         "stripe" => layered(stripe()),
         "full" => layered(stripe().dedupe(MemoryStore::new())),
