@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) reporter: Reporter,
     /// Whether any of the policy's delivery fields comes from a header.
     pub(crate) reads_headers: bool,
+    /// Whether any of them comes from a body field.
+    pub(crate) reads_body: bool,
 }
 
 impl WebhookMonitorLayer {
@@ -36,11 +38,13 @@ impl WebhookMonitorLayer {
             policy.timeout_budget,
         );
         let reads_headers = policy.sources().any(|s| matches!(s, Source::Header(_)));
+        let reads_body = policy.sources().any(|s| matches!(s, Source::Json(_)));
         Self {
             shared: Arc::new(Shared {
                 policy,
                 reporter,
                 reads_headers,
+                reads_body,
             }),
         }
     }

@@ -399,6 +399,13 @@ impl Recorder {
     /// Reads the delivery id, event type and attempt the policy names: header sources before the
     /// body is read (`body` is `None`), body fields once the body is verified.
     fn identify(&mut self, headers: &HeaderMap, body: Option<&[u8]>) {
+        let reads = match body {
+            None => self.shared.reads_headers,
+            Some(_) => self.shared.reads_body,
+        };
+        if !reads {
+            return;
+        }
         let policy: &Policy = &self.shared.policy;
         let d = recorded(&mut self.slot);
         let attempt = policy.attempt.as_ref().map(
@@ -409,9 +416,6 @@ impl Recorder {
              }| { (source, *offset, *absent_is_first) },
         );
         let Some(body) = body else {
-            if !self.shared.reads_headers {
-                return;
-            }
             let header = |s: Option<&Source>| match s {
                 Some(Source::Header(name)) => headers.get(name),
                 _ => None,
@@ -438,9 +442,6 @@ impl Recorder {
             path(attempt.map(|(source, ..)| source)),
             path(policy.sent_at.as_ref()),
         ];
-        if paths.iter().all(Option::is_none) {
-            return;
-        }
         // The root path stands in for sources that are not body fields; its value is not used.
         let Ok([id, event_type, n, sent_at]) = peek::peek(body, paths.map(|p| p.unwrap_or(&[])))
         else {
