@@ -30,10 +30,13 @@ pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"]
 /// then memory dedupe on top (the full layer), and verifying by hand without the layer.
 pub const STRIPE_VARIANTS: [&str; 3] = ["stripe", "full", "hand"];
 
-/// The dedupe variants: no dedupe, the memory store, and (feature `redis`) Redis on loopback.
+/// The dedupe variants: no dedupe, the memory store (empty, and full: every claim of a new key
+/// evicts one, as in production once a dedupe window's deliveries fill it), and (feature
+/// `redis`) Redis on loopback.
 pub const DEDUPE_VARIANTS: &[&str] = &[
     "monitored-id",
     "monitored-memory",
+    "monitored-memory-at-cap",
     #[cfg(feature = "redis")]
     "monitored-redis",
 ];
@@ -159,6 +162,10 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
         }
         "monitored-id" => layered(with_id()),
         "monitored-memory" => layered(with_id().dedupe(MemoryStore::new())),
+        // Full after its first 1,000 deliveries: from then on every new key evicts one.
+        "monitored-memory-at-cap" => {
+            layered(with_id().dedupe(MemoryStore::with_capacity(1_000)))
+        }
         #[cfg(feature = "redis")]
         "monitored-redis" => {
             let url = std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/".into());
