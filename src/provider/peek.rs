@@ -336,18 +336,22 @@ const OPEN_OBJECT: u8 = 3;
 const CLOSE_ARRAY: u8 = 4;
 const CLOSE_OBJECT: u8 = 5;
 const INVALID: u8 = 6;
+const SPACE: u8 = 7;
 
-/// The class of each byte outside a string: brackets and quotes are structural; bytes that can
-/// appear in JSON between strings (whitespace, `,:`, number and literal characters) are `OTHER`;
-/// every other byte is `INVALID`.
+/// The class of each byte outside a string: brackets and quotes are structural; space and
+/// newline start whitespace runs (indentation), skipped eight bytes at a time; the other bytes
+/// that can appear in JSON between strings (tab, carriage return, `,:`, number and literal
+/// characters) are `OTHER`; every other byte is `INVALID`.
 static CLASS: [u8; 256] = {
     let mut table = [INVALID; 256];
-    let other = b" \t\n\r,:0123456789+-.eEaflnrstu";
+    let other = b"\t\r,:0123456789+-.eEaflnrstu";
     let mut i = 0;
     while i < other.len() {
         table[other[i] as usize] = OTHER;
         i += 1;
     }
+    table[b' ' as usize] = SPACE;
+    table[b'\n' as usize] = SPACE;
     table[b'"' as usize] = QUOTE;
     table[b'[' as usize] = OPEN_ARRAY;
     table[b'{' as usize] = OPEN_OBJECT;
@@ -360,6 +364,8 @@ static CLASS: [u8; 256] = {
 const ONES: u64 = u64::MAX / 255;
 /// `0x80` in every byte of a word.
 const HIGHS: u64 = ONES << 7;
+/// A space in every byte of a word.
+const SPACES: u64 = ONES * b' ' as u64;
 
 /// The high bit of each byte of `word` that equals `byte`, exact up to the first such byte (the
 /// classic "has zero byte" test on `word ^ byte`: borrows can only mark bytes above a zero).
@@ -442,14 +448,20 @@ fn skip_ws(body: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The first non-whitespace index at or after `i`, skipping runs of spaces (indentation) eight
-/// at a time. Out of line, so that the string loop of [`skip_container`] keeps its registers.
+/// The first non-whitespace index at or after `i`, skipping runs of spaces (indentation) up to
+/// eight at a time. Out of line, so that the string loop of [`skip_container`] keeps its
+/// registers.
 #[inline(never)]
 fn skip_ws_run(body: &[u8], mut i: usize) -> usize {
     loop {
-        if body.get(i..i + 8) == Some(b"        ") {
+        // The leading spaces of a word are the trailing zero bytes of `word ^ SPACES`.
+        while let Some(chunk) = body.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ SPACES;
+            if word != 0 {
+                i += (word.trailing_zeros() / 8) as usize;
+                break;
+            }
             i += 8;
-            continue;
         }
         match body.get(i) {
             Some(b' ' | b'\n' | b'\r' | b'\t') => i += 1,
@@ -552,41 +564,47 @@ fn skip_container(body: &[u8], open: usize) -> Result<usize, PeekError> {
             return Err(PeekError::syntax("unterminated object or array", open));
         };
         i += 1;
-        if b == b'"' {
-            // A string, and the strings that follow it directly after a `:` or `,` (keys and
-            // values of compact JSON).
-            loop {
-                let q = find_quote(body, i);
-                if body.get(q.wrapping_sub(1)) == Some(&b'\\') && escaped(body, q) {
-                    i = q + 1;
-                    continue;
-                }
-                if q >= body.len() {
-                    return Err(unterminated_string(i));
-                }
-                // A `:` or `,`, whitespace, and an opening quote: on to that string.
-                i = q + 1;
-                if let Some(b':' | b',') = body.get(i) {
-                    i += 1;
-                    if body.get(i) != Some(&b'"') {
-                        i = skip_ws_run(body, i);
-                        if body.get(i) != Some(&b'"') {
-                            break;
-                        }
-                    }
-                    i += 1;
-                    continue;
-                }
-                break;
-            }
-            continue;
-        }
-        if let b' ' | b'\n' = b {
-            i = skip_ws_run(body, i);
-            continue;
-        }
         match CLASS[b as usize] {
-            OTHER => {}
+            // The rest of a number or literal, and the `,` after it, in a tight loop.
+            OTHER => {
+                while body.get(i).is_some_and(|&c| CLASS[c as usize] == OTHER) {
+                    i += 1;
+                }
+            }
+            QUOTE => {
+                // A string, and the strings that follow it directly after a `:` or `,` (keys and
+                // values of compact JSON).
+                loop {
+                    let q = find_quote(body, i);
+                    if body.get(q.wrapping_sub(1)) == Some(&b'\\') && escaped(body, q) {
+                        i = q + 1;
+                        continue;
+                    }
+                    if q >= body.len() {
+                        return Err(unterminated_string(i));
+                    }
+                    // A `:` or `,`, whitespace, and an opening quote: on to that string.
+                    i = q + 1;
+                    if let Some(b':' | b',') = body.get(i) {
+                        i += 1;
+                        if body.get(i) != Some(&b'"') {
+                            // The one space after a key in pretty-printed JSON, without a call.
+                            i = if body.get(i + 1) == Some(&b'"') && body.get(i) == Some(&b' ') {
+                                i + 1
+                            } else {
+                                skip_ws_run(body, i)
+                            };
+                            if body.get(i) != Some(&b'"') {
+                                break;
+                            }
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
+            }
+            SPACE => i = skip_ws_run(body, i),
             OPEN_ARRAY | OPEN_OBJECT => {
                 if depth % 64 == 0 {
                     spilled.push(kinds);
@@ -689,6 +707,39 @@ mod tests {
         assert_eq!(text(&nested).as_deref(), Some("ch_1"));
         assert_eq!(text(&meta).as_deref(), Some("order_created"));
         assert_eq!((absent, deep_absent, obj, arr), (None, None, None, None));
+    }
+
+    #[test]
+    fn pretty_printed_as_providers_send_it() {
+        // Stripe sends events pretty-printed, `type` after `data`; indentation deeper than eight
+        // spaces, a space after every `:`, and numbers and literals before newlines.
+        let value = serde_json::json!({
+            "id": "evt_1", "object": "event", "created": 1_724_000_123,
+            "data": {"object": {"id": "in_1", "amount": 1500, "paid": true, "charge": null,
+                "lines": {"data": [{"id": "il_1", "period": {"end": 1, "start": -2.5},
+                    "metadata": {"note": "a \"quoted\" {brace}"}, "tags": [[], [{}]]}]}}},
+            "livemode": false, "type": "invoice.paid"
+        });
+        let body = serde_json::to_vec_pretty(&value).unwrap();
+        assert!(body.windows(10).any(|w| w == b"\n         "));
+        let [ty, created, id, paid] = peek(
+            &body,
+            [
+                &["type"],
+                &["created"],
+                &["data", "object", "id"],
+                &["data", "object", "paid"],
+            ],
+        )
+        .unwrap();
+        assert_eq!(ty, Some(Scalar::Str("invoice.paid".into())));
+        assert_eq!(created, Some(Scalar::U64(1_724_000_123)));
+        assert_eq!(id, Some(Scalar::Str("in_1".into())));
+        assert_eq!(paid, Some(Scalar::Bool(true)));
+        // Cut anywhere inside, the body is an error, never a panic or a value.
+        for end in 1..body.len() {
+            assert!(peek(&body[..end], [&["type"]]).is_err(), "cut at {end}");
+        }
     }
 
     #[test]
@@ -923,7 +974,17 @@ mod tests {
 
         /// Whitespace between tokens, chosen by `seed` and the token's index.
         fn ws(seed: u8, i: usize) -> &'static str {
-            const WS: [&str; 6] = ["", "", " ", "\n  ", "\t", "\r\n "];
+            // Runs of eight spaces and more, as deep indentation has, and a tab after spaces.
+            const WS: [&str; 8] = [
+                "",
+                "",
+                " ",
+                "\n  ",
+                "\t",
+                "\r\n ",
+                "\n                 ",
+                "        \t  ",
+            ];
             WS[(usize::from(seed) + i * 7) % WS.len()]
         }
 
