@@ -2,7 +2,8 @@
 //! connections to 127.0.0.1, each sending the next request as soon as the last is answered.
 //!
 //! Run with `cargo run --release --example load_gen -- <port> <concurrency> <body bytes>
-//! <seconds>`. Every request is a Stripe-signed delivery of `body bytes` with a distinct
+//! <seconds>`. Every request is a Stripe-signed delivery of `body bytes` (a pretty-printed
+//! Stripe-like event, as Stripe sends them, `benches/support/event.rs`) with a distinct
 //! `x-delivery-id`; each connection signs the body when it starts and again every minute, so
 //! runs longer than the 5-minute tolerance stay fresh. Prints one JSON line: requests per
 //! second, p50 and p99 latency in microseconds, requests, errors (non-2xx or failed).
@@ -20,15 +21,11 @@ use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-const SECRET: &str = "whsec_load_test_secret";
+#[path = "../benches/support/event.rs"]
+#[allow(unreachable_pub)]
+mod event;
 
-fn body(len: usize) -> Bytes {
-    let mut b = br#"{"id":"evt_load","type":"payment_intent.succeeded","data":{"pad":""#.to_vec();
-    b.resize(len.saturating_sub(4), b'x');
-    b.extend_from_slice(br#""}}"#);
-    b.push(b'\n');
-    Bytes::from(b)
-}
+const SECRET: &str = "whsec_load_test_secret";
 
 /// One connection's loop until `deadline`: latencies in microseconds, and errors.
 async fn connection(
@@ -102,7 +99,7 @@ fn main() -> Result<(), webhook_monitor::BoxError> {
     let seconds = arg(3, 5);
     let warmup = Duration::from_secs(1);
 
-    let body = body(body_len);
+    let body = Bytes::from(event::stripe_event(body_len));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

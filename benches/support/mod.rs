@@ -2,7 +2,10 @@
 //! drives them (shared by `overhead` and `instructions`).
 #![allow(dead_code, unreachable_pub)]
 
+mod event;
 mod hand;
+
+pub use event::stripe_event;
 
 use std::{
     hint::black_box,
@@ -57,70 +60,10 @@ async fn handler(body: Bytes) -> StatusCode {
     StatusCode::OK
 }
 
-/// A 2 KiB JSON payload, like a typical provider event.
+/// The 2 KiB body every in-process request carries: a Stripe-like event, as the load harness
+/// sends.
 pub fn payload() -> Bytes {
-    let mut s = String::from(
-        r#"{"id":"evt_1NqQy2LkdIwHu7ix","type":"payment_intent.succeeded","data":{"object":{"#,
-    );
-    let mut i = 0;
-    while s.len() < 2048 - 40 {
-        s.push_str(&format!(r#""field_{i}":"value_{i:08}","#));
-        i += 1;
-    }
-    s.push_str(r#""end":true}}}"#);
-    while s.len() < 2048 {
-        s.push(' ');
-    }
-    Bytes::from(s)
-}
-
-/// An `invoice.paid` event shaped like Stripe's, with line items added until it is `len` bytes
-/// or just over.
-pub fn stripe_event(len: usize) -> Vec<u8> {
-    let item = |i: usize| {
-        serde_json::json!({
-            "id": format!("il_1PqR8sLkdIwHu7ix{i:08}"), "object": "line_item", "amount": 1500 + i,
-            "currency": "usd", "description": format!("1 × Widget #{i} (at $15.00 / month)"),
-            "discountable": true, "discounts": [], "invoice": "in_1PqR8sLkdIwHu7ixAb3Cd4Ef",
-            "livemode": false, "metadata": {"sku": format!("W-{i}"), "warehouse": "sfo-2"},
-            "period": {"end": 1_726_678_523, "start": 1_724_000_123},
-            "price": {"id": "price_1PqR7xLkdIwHu7ixQ9", "object": "price", "active": true,
-                      "currency": "usd", "product": "prod_QhXo5vT1hZ9yJm", "type": "recurring",
-                      "recurring": {"interval": "month", "interval_count": 1}, "unit_amount": 1500},
-            "proration": false, "quantity": 1, "tax_amounts": [], "type": "subscription"
-        })
-    };
-    let mut event = serde_json::json!({
-        "id": "evt_1PqR8sLkdIwHu7ix0Zr1Yb2c", "object": "event", "api_version": "2024-06-20",
-        "created": 1_724_000_123, "livemode": false, "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null}, "type": "invoice.paid",
-        "data": {"object": {
-            "id": "in_1PqR8sLkdIwHu7ixAb3Cd4Ef", "object": "invoice", "account_country": "US",
-            "amount_due": 1500, "amount_paid": 1500, "amount_remaining": 0, "attempt_count": 1,
-            "attempted": true, "billing_reason": "subscription_cycle", "charge": null,
-            "collection_method": "charge_automatically", "currency": "usd",
-            "customer": "cus_QhXo5vT1hZ9yJm", "customer_email": "jenny.rosen@example.com",
-            "customer_address": {"city": "San Francisco", "country": "US", "line1": "510 Townsend St",
-                                 "line2": null, "postal_code": "94103", "state": "CA"},
-            "hosted_invoice_url": "https://invoice.stripe.com/i/acct_1Ow2Lk/test_YWNjdF8x",
-            "lines": {"object": "list", "data": [], "has_more": false,
-                      "url": "/v1/invoices/in_1PqR8sLkdIwHu7ixAb3Cd4Ef/lines"},
-            "metadata": {}, "number": "F2B1C3D4-0042", "paid": true, "status": "paid",
-            "status_transitions": {"finalized_at": 1_724_000_120, "paid_at": 1_724_000_123}
-        }}
-    });
-    let mut i = 0;
-    loop {
-        let body = serde_json::to_vec_pretty(&event).expect("serializable");
-        if body.len() >= len {
-            return body;
-        }
-        event["data"]["object"]["lines"]["data"]
-            .as_array_mut()
-            .expect("an array")
-            .push(item(i));
-        i += 1;
-    }
+    Bytes::from(stripe_event(2048))
 }
 
 /// Builds a variant. Must be called inside a tokio runtime (the reporter spawns its worker).
