@@ -233,25 +233,38 @@ impl Policy {
     }
 
     /// Where the provider's delivery id is. A body field is read only after the signature is
-    /// verified. Defaults to none.
+    /// verified. Defaults to none; `None` turns off a source a preset set (as do the other source
+    /// setters).
     #[must_use]
-    pub fn delivery_id(mut self, source: Source) -> Self {
-        self.delivery_id = Some(source);
+    pub fn delivery_id(mut self, source: impl Into<Option<Source>>) -> Self {
+        self.delivery_id = source.into();
         self
     }
 
     /// Where the event type is. Defaults to none.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use webhook_monitor::{provider::Source, Policy};
+    ///
+    /// // Stripe's preset reads `type` from the body; this route's reports go without it.
+    /// let policy = Policy::stripe("whsec_...").event_type(None);
+    /// // A custom route reads it from a header.
+    /// let custom = Policy::custom("orders").event_type(Source::header("x-event-type"));
+    /// # let _ = (policy, custom);
+    /// ```
     #[must_use]
-    pub fn event_type(mut self, source: Source) -> Self {
-        self.event_type = Some(source);
+    pub fn event_type(mut self, source: impl Into<Option<Source>>) -> Self {
+        self.event_type = source.into();
         self
     }
 
     /// Where the delivery attempt number is. A value that is not a number is ignored. Defaults
     /// to none.
     #[must_use]
-    pub fn attempt(mut self, source: AttemptSource) -> Self {
-        self.attempt = Some(source);
+    pub fn attempt(mut self, source: impl Into<Option<AttemptSource>>) -> Self {
+        self.attempt = source.into();
         self
     }
 
@@ -260,8 +273,8 @@ impl Policy {
     /// report then carries the delivery's lag: how late it arrives, retries included. Defaults to
     /// none (the presets set it where the provider documents one).
     #[must_use]
-    pub fn sent_at(mut self, source: Source) -> Self {
-        self.sent_at = Some(source);
+    pub fn sent_at(mut self, source: impl Into<Option<Source>>) -> Self {
+        self.sent_at = source.into();
         self
     }
 

@@ -489,3 +489,37 @@ async fn the_delivery_lag_is_measured_from_the_providers_stamp() {
     let lag = m.report(1).await.delivery.lag().unwrap();
     assert_eq!(lag, Duration::from_millis(5_399_500));
 }
+
+#[tokio::test]
+async fn a_presets_body_fields_can_be_turned_off() {
+    let t = 1_700_000_000;
+    let clock = move || UNIX_EPOCH + Duration::from_secs(t);
+    let body = format!(
+        r#"{{"id":"evt_1","created":{},"data":{{}},"type":"invoice.paid"}}"#,
+        t - 120
+    );
+    let headers = testing::stripe("whsec_test", body.as_bytes(), t);
+
+    // The preset reads `type` and `created` from the body.
+    let (m, _) = serve(Policy::stripe("whsec_test").clock(clock)).await;
+    assert_eq!(deliver(&m, body.as_bytes(), &headers).await, StatusCode::OK);
+    let r = m.report(1).await;
+    assert_eq!(r.delivery.event_type(), Some("invoice.paid"));
+    assert_eq!(r.delivery.lag(), Some(Duration::from_secs(120)));
+
+    // Turned off, neither is read; the delivery is still verified and identified by its `id`.
+    let policy = Policy::stripe("whsec_test")
+        .clock(clock)
+        .event_type(None)
+        .sent_at(None);
+    let (m, _) = serve(policy).await;
+    assert_eq!(deliver(&m, body.as_bytes(), &headers).await, StatusCode::OK);
+    let r = m.report(1).await;
+    assert_eq!(r.delivery.event_type(), None);
+    assert_eq!(r.delivery.lag(), None);
+    assert_eq!(r.delivery.id(), Some("evt_1"));
+    assert_eq!(
+        r.delivery.signature(),
+        SignatureStatus::Verified { secret_index: 0 }
+    );
+}

@@ -36,6 +36,11 @@ impl Policy {
     /// Stripe's 3-day retry horizon. Stripe publishes no
     /// response timeout, so none is set: add yours with [`Policy::timeout_budget`].
     ///
+    /// Reading these body fields scans the whole event, because Stripe puts `type` after `data`
+    /// and a later duplicate key would win: about 6 to 8 instructions per byte, on a 50 KiB
+    /// event about as much as the HMAC. Any of them can be turned off with `None` (for example
+    /// [`Policy::event_type`]); the scan is skipped only when no body field is left.
+    ///
     /// # Example
     ///
     /// ```
