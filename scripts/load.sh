@@ -8,6 +8,7 @@
 #   VARIANTS="bare report full" CONCURRENCY="32" BODIES="2048" scripts/load.sh 5 4
 # Server CPU per request comes from /proc/<pid>/stat (utime + stime) over the run; user time
 # alone is printed too (our code runs there; the kernel's share is the same in every variant).
+# At concurrency 32 with 2 KiB bodies it also says which of issue #7's targets the run met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
@@ -61,5 +62,18 @@ for c, b in keys:
         ratio = rps / base[0] if base else float("nan")
         p99x = p99 / base[2] if base and base[2] else float("nan")
         print(f"{c:>5} {b:>6} {v:<13} {rps:>9.0f} {ratio:>6.2f} {p50:>7.0f} {p99:>7.0f} {p99x:>6.2f} {cpu:>10.2f} {user:>11.2f}")
+    # Issue #7's targets, where this run measured what they compare (c=32, 2 KiB).
+    if (c, b) == (32, 2048) and base:
+        checks = [
+            ("report >= 0.93 of bare", "report", lambda m: m["report"][0] / base[0] >= 0.93),
+            ("full >= 0.80 of bare", "full", lambda m: m["full"][0] / base[0] >= 0.80),
+            ("full p99 <= 1.2x bare", "full", lambda m: m["full"][2] / base[2] <= 1.2),
+            ("hanging >= 0.98 of report", "hanging", lambda m: "report" in m and m["hanging"][0] / m["report"][0] >= 0.98),
+            ("full >= hand", "full", lambda m: "hand" in m and m["full"][0] >= m["hand"][0]),
+        ]
+        print("  issue #7's targets, from this run's medians (they swing between runs on a noisy machine):")
+        for name, needs, ok in checks:
+            if needs in med:
+                print(f"    {name}: {'met' if ok(med) else 'NOT met'}")
 PY
 rm -f "$out"
