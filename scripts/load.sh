@@ -67,6 +67,7 @@ for c, b in keys:
         checks = [
             ("report >= 0.93 of bare", "report", lambda m: m["report"][0] / base[0] >= 0.93),
             ("full >= 0.80 of bare", "full", lambda m: m["full"][0] / base[0] >= 0.80),
+            ("report p99 <= 1.2x bare", "report", lambda m: m["report"][2] / base[2] <= 1.2),
             ("full p99 <= 1.2x bare", "full", lambda m: m["full"][2] / base[2] <= 1.2),
             ("hanging >= 0.98 of report", "hanging", lambda m: "report" in m and m["hanging"][0] / m["report"][0] >= 0.98),
             ("full >= hand", "full", lambda m: "hand" in m and m["full"][0] >= m["hand"][0]),
