@@ -105,6 +105,9 @@ pub enum RejectReason {
     TooLarge,
     /// Reading the body failed (`400`).
     BodyRead,
+    /// The body did not arrive within the policy's
+    /// [`body_timeout`](crate::Policy::body_timeout) (`408`).
+    BodyTimeout,
     /// The signature header is absent (`401`).
     MissingSignature,
     /// The signature, its header or a signed field cannot be parsed (`401`).
@@ -128,6 +131,7 @@ impl RejectReason {
         match self {
             Self::TooLarge => "too_large",
             Self::BodyRead => "body_read",
+            Self::BodyTimeout => "body_timeout",
             Self::MissingSignature => "missing_signature",
             Self::MalformedSignature => "malformed_signature",
             Self::BadSignature => "bad_signature",
@@ -143,6 +147,7 @@ impl RejectReason {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::MissingSignature
             | Self::MalformedSignature
             | Self::BadSignature
@@ -359,6 +364,17 @@ impl axum_core::response::IntoResponseParts for Mark {
     ) -> Result<axum_core::response::ResponseParts, Self::Error> {
         res.extensions_mut().insert(self);
         Ok(res)
+    }
+}
+
+/// The message a panic carries, when it is a string (as `panic!` makes it).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<Cow<'static, str>> {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        Some(Cow::Borrowed(*s))
+    } else {
+        panic
+            .downcast_ref::<String>()
+            .map(|s| Cow::Owned(s.clone()))
     }
 }
 

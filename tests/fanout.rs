@@ -119,6 +119,48 @@ async fn a_hung_sink_holds_up_nobody_and_its_drops_are_counted() {
     assert!(guard.shutdown(Duration::from_millis(200)).await.is_err());
 }
 
+/// At shutdown, a hung entry holds up no other: every entry is closed at once, and the
+/// healthy one drains its queue within the guard's timeout.
+#[tokio::test]
+async fn shutdown_closes_every_entry_at_once() {
+    let lingering = MemorySink::new();
+    let hung = Arc::new(Hung(AtomicUsize::new(0)));
+    let fanout = Fanout::new()
+        .sink_with(
+            "hung",
+            Arc::clone(&hung),
+            SinkOptions::new().timeout(Duration::from_secs(3600)),
+        )
+        // Lingers long: its reports are still queued when the shutdown starts.
+        .sink_with(
+            "lingering",
+            lingering.clone(),
+            SinkOptions::new().interval(Duration::from_secs(3600)),
+        );
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::from_millis(1))
+        .spawn(fanout);
+    let url = app(reporter.clone()).await;
+    for _ in 0..5 {
+        assert_eq!(send(&url, full("ok"), &[]).await.0, StatusCode::OK);
+    }
+    while hung.0.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(lingering.is_empty(), "still lingering");
+    drop(reporter);
+    let shutdown = guard.shutdown(Duration::from_millis(500)).await;
+    assert_eq!(
+        shutdown,
+        Err(webhook_monitor::report::ShutdownError::TimedOut)
+    );
+    assert_eq!(
+        lingering.len(),
+        5,
+        "the healthy entry drained, the hung one timed out"
+    );
+}
+
 /// Takes its time with every batch.
 #[derive(Clone, Default)]
 struct Slow(MemorySink);

@@ -347,6 +347,8 @@ async fn health_reports_export_the_reporter_and_sink_counters() {
             ("webhook_reporter_failed_total", 0.0),
             ("webhook_reporter_batches_total", 1.0),
             ("webhook_reporter_alerts_total", 0.0),
+            (r#"webhook_reporter_panics_total{part="sink"}"#, 0.0),
+            (r#"webhook_reporter_panics_total{part="watcher"}"#, 0.0),
             ("webhook_reporter_queue_depth", 0.0),
             (r#"webhook_sink_accepted_total{sink="backend"}"#, 40.0),
             (r#"webhook_sink_sent_total{sink="backend"}"#, 30.0),

@@ -16,7 +16,7 @@ use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use webhook_monitor::{
     provider::Source,
-    report::{JsonLinesSink, MemorySink, Reporter, ReporterStats, Sink, SinkError},
+    report::{JsonLinesSink, MemorySink, Reporter, ReporterStats, ShutdownError, Sink, SinkError},
     Mark, Policy, Report, WebhookBody, WebhookMonitorLayer,
 };
 
@@ -318,4 +318,73 @@ async fn json_lines_follow_the_documented_schema() {
     let at = v["received_at"].as_str().unwrap();
     assert!(humantime::parse_rfc3339(at).is_ok(), "{at}");
     assert!(v["total_us"].as_u64().unwrap() >= v["handler_us"].as_u64().unwrap());
+}
+
+/// Panics on every third batch; keeps the others.
+#[derive(Default)]
+struct PanicsEveryThird {
+    calls: std::sync::atomic::AtomicUsize,
+    kept: Mutex<Vec<Report>>,
+}
+
+impl Sink for PanicsEveryThird {
+    async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        assert!(
+            call % 3 != 0,
+            "batch {call}: this sink panics on every third"
+        );
+        self.kept.lock().unwrap().extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_sink_that_panics_on_every_third_batch_loses_no_other_batch() {
+    let sink = Arc::new(PanicsEveryThird::default());
+    let (reporter, guard) = Reporter::builder()
+        .batch_size(1)
+        .linger(Duration::ZERO)
+        .health_interval(Some(Duration::from_secs(60)))
+        .spawn(Arc::clone(&sink));
+    // 30 deliveries, one per batch: batches 3, 6, … 30 panic.
+    deliver(&reporter, 30).await;
+    for _ in 0..10_000 {
+        if reporter.stats().batches >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let s = reporter.stats();
+    assert_eq!((s.sent, s.failed, s.sink_panics), (20, 10, 10));
+    let kept = sink.kept.lock().unwrap().len();
+    assert_eq!(kept, 20, "every batch but the panicking ones arrived");
+
+    // The worker carried on: the next health report (batch 31) arrives and counts the panics.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let health = sink
+        .kept
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.as_health().cloned())
+        .expect("a health report after the panics");
+    assert_eq!(health.reporter.sink_panics, 10);
+    assert_eq!(health.reporter.failed, 10);
+    drop(reporter);
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_says_when_the_worker_is_gone() {
+    let (reporter, guard, worker) = Reporter::builder().pair(MemorySink::new());
+    let task = tokio::spawn(worker);
+    deliver(&reporter, 3).await;
+    task.abort();
+    let _ = task.await;
+    assert_eq!(
+        guard.shutdown(Duration::from_secs(1)).await,
+        Err(ShutdownError::WorkerGone)
+    );
+    assert_eq!(reporter.stats().enqueued, 3);
 }

@@ -66,7 +66,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use self::http::{HealthchecksSink, JsonHttpSink, SeiriSink, SlackSink};
 pub use reporter::{
-    Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownTimedOut,
+    Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownError,
 };
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -272,7 +272,7 @@ pub struct HealthReport {
 impl Serialize for HealthReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.reporter;
-        let mut m = s.serialize_map(Some(11))?;
+        let mut m = s.serialize_map(Some(13))?;
         m.serialize_entry("type", "health")?;
         let at = humantime::format_rfc3339_seconds(self.at).to_string();
         m.serialize_entry("at", &at)?;
@@ -283,6 +283,8 @@ impl Serialize for HealthReport {
         m.serialize_entry("failed", &r.failed)?;
         m.serialize_entry("batches", &r.batches)?;
         m.serialize_entry("alerts", &r.alerts)?;
+        m.serialize_entry("sink_panics", &r.sink_panics)?;
+        m.serialize_entry("watcher_panics", &r.watcher_panics)?;
         m.serialize_entry("queue_depth", &r.queue_depth)?;
         m.serialize_entry("sinks", &SinkList(&self.sinks))?;
         m.end()
@@ -306,7 +308,7 @@ struct SinkEntry<'a>(&'a SinkHealth);
 impl Serialize for SinkEntry<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let h = self.0;
-        let mut m = s.serialize_map(Some(10))?;
+        let mut m = s.serialize_map(Some(11))?;
         m.serialize_entry("name", &h.name)?;
         m.serialize_entry("accepted", &h.accepted)?;
         m.serialize_entry("sent", &h.sent)?;
@@ -314,6 +316,7 @@ impl Serialize for SinkEntry<'_> {
         m.serialize_entry("dropped", &h.dropped)?;
         m.serialize_entry("queued", &h.queued)?;
         m.serialize_entry("retries", &h.retries)?;
+        m.serialize_entry("panics", &h.panics)?;
         m.serialize_entry("consecutive_failures", &h.consecutive_failures)?;
         m.serialize_entry("down", &h.down)?;
         m.serialize_entry("latency_us", &h.latency.map(micros))?;
@@ -330,6 +333,13 @@ impl fmt::Display for HealthReport {
             "reporter enqueued={} sent={} failed={} dropped_full={} dropped_closed={} queued={} alerts={}",
             r.enqueued, r.sent, r.failed, r.dropped_full, r.dropped_closed, r.queue_depth, r.alerts
         )?;
+        if r.sink_panics + r.watcher_panics > 0 {
+            write!(
+                f,
+                " sink_panics={} watcher_panics={}",
+                r.sink_panics, r.watcher_panics
+            )?;
+        }
         for h in &self.sinks {
             write!(
                 f,

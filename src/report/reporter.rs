@@ -55,6 +55,8 @@ impl Shared {
             failed: c.failed.load(Relaxed),
             batches: c.batches.load(Relaxed),
             alerts: c.alerts.load(Relaxed),
+            sink_panics: c.sink_panics.load(Relaxed),
+            watcher_panics: c.watcher_panics.load(Relaxed),
             queue_depth,
         }
     }
@@ -69,6 +71,8 @@ pub(super) struct Counters {
     pub(super) failed: AtomicU64,
     pub(super) batches: AtomicU64,
     pub(super) alerts: AtomicU64,
+    pub(super) sink_panics: AtomicU64,
+    pub(super) watcher_panics: AtomicU64,
 }
 
 impl Reporter {
@@ -160,13 +164,21 @@ pub struct ReporterStats {
     pub dropped_closed: u64,
     /// Reports the sink accepted.
     pub sent: u64,
-    /// Reports in batches the sink failed or timed out on.
+    /// Reports in batches the sink failed on, timed out on, or panicked on.
     pub failed: u64,
     /// Batches handed to the sink.
     pub batches: u64,
     /// Alerts the [watchers](crate::watch) opened or resolved. They travel in the batches, and
     /// are counted in `sent` or `failed` too.
     pub alerts: u64,
+    /// Times the sink panicked: in [`Sink::send`] (its batch is counted in `failed`; a
+    /// [`Fanout`](super::Fanout)'s filters run there too), [`Sink::health`] or [`Sink::close`].
+    /// The worker catches the panic, logs it at most once per 10 s, and carries on.
+    pub sink_panics: u64,
+    /// Times the [watchers](crate::watch) panicked on a batch (a bug in this crate: please
+    /// report it). The batch still goes to the sink, without the alerts that run would have
+    /// raised.
+    pub watcher_panics: u64,
     /// Reports waiting in the queue now.
     pub queue_depth: usize,
 }
@@ -389,31 +401,38 @@ impl fmt::Debug for ReporterWorker {
 /// name (`let (reporter, _guard) = …`) to keep the reporter running.
 #[must_use = "dropping the guard stops the reporter's worker"]
 pub struct ReporterGuard {
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<oneshot::Receiver<()>>,
+    /// Carries when `shutdown` stops waiting (`None`: nobody waits).
+    stop: Option<oneshot::Sender<Option<Instant>>>,
+    done: Option<oneshot::Receiver<worker::Closed>>,
 }
 
 impl ReporterGuard {
-    /// Stops accepting reports, sends every queued one, and waits at most `timeout` for that.
+    /// Stops accepting reports, sends every queued one, closes the sink, and waits at most
+    /// `timeout` for that.
     ///
     /// Reports offered after this call are dropped and counted in
-    /// [`ReporterStats::dropped_closed`].
+    /// [`ReporterStats::dropped_closed`]. The sink's [`close`](super::Sink::close) is cut short
+    /// at the timeout: a [`Fanout`](super::Fanout) closes its entries together, within it.
     ///
     /// # Errors
     ///
-    /// [`ShutdownTimedOut`] when the queue was not drained in time (a slow or hung sink). The
-    /// worker keeps draining in the background.
-    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+    /// [`ShutdownError::TimedOut`] when the queue was not drained in time (a slow or hung
+    /// sink): the worker keeps draining in the background. [`ShutdownError::WorkerGone`] when
+    /// the worker had already gone without draining (its task was aborted or dropped with its
+    /// runtime): what was queued is lost.
+    pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ShutdownError> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(Instant::now().checked_add(timeout));
         }
         let Some(done) = self.done.take() else {
             return Ok(());
         };
         match tokio::time::timeout(timeout, done).await {
-            // `Err(RecvError)`: the worker ended without signalling (its runtime shut down).
-            Ok(_) => Ok(()),
-            Err(_) => Err(ShutdownTimedOut(())),
+            Ok(Ok(worker::Closed::Drained)) => Ok(()),
+            Ok(Ok(worker::Closed::CutShort)) => Err(ShutdownError::TimedOut),
+            // The worker was dropped without signalling that it drained.
+            Ok(Err(_)) => Err(ShutdownError::WorkerGone),
+            Err(_) => Err(ShutdownError::TimedOut),
         }
     }
 }
@@ -423,7 +442,7 @@ impl Drop for ReporterGuard {
         // Signal only: blocking here would stall a runtime thread, or deadlock a current_thread
         // runtime whose worker task could never run.
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(None);
         }
     }
 }
@@ -434,15 +453,43 @@ impl fmt::Debug for ReporterGuard {
     }
 }
 
-/// The reporter did not drain its queue within the time given to
-/// [`ReporterGuard::shutdown`].
-#[derive(Debug)]
-pub struct ShutdownTimedOut(());
+/// Why [`ReporterGuard::shutdown`] could not confirm that every queued report was handled.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_monitor::report::{MemorySink, Reporter, ShutdownError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (reporter, guard) = Reporter::spawn(MemorySink::new());
+/// # drop(reporter);
+/// match guard.shutdown(Duration::from_secs(5)).await {
+///     Ok(()) => {}
+///     Err(ShutdownError::TimedOut) => eprintln!("the sink is slow; it goes on in the background"),
+///     Err(e) => eprintln!("reports were lost: {e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The queue was not drained within the time given (a slow or hung sink). The worker keeps
+    /// draining in the background.
+    TimedOut,
+    /// The worker was gone before it drained the queue: its task was aborted, or dropped when
+    /// its runtime shut down. What was queued is lost.
+    WorkerGone,
+}
 
-impl fmt::Display for ShutdownTimedOut {
+impl fmt::Display for ShutdownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("reporter shutdown timed out")
+        f.write_str(match self {
+            Self::TimedOut => "reporter shutdown timed out",
+            Self::WorkerGone => "the reporter's worker was gone before it drained its queue",
+        })
     }
 }
 
-impl std::error::Error for ShutdownTimedOut {}
+impl std::error::Error for ShutdownError {}

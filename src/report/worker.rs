@@ -1,17 +1,20 @@
 //! The reporter's background worker: drains the queue in batches into the sink.
 
 use std::{
+    borrow::Cow,
+    panic::AssertUnwindSafe,
     sync::{atomic::Ordering::Relaxed, Arc},
     time::Duration,
 };
 
+use futures_util::FutureExt;
 use tokio::{
     sync::{mpsc, oneshot},
     time::{Instant, MissedTickBehavior},
 };
 
-use super::{reporter::Shared, HealthReport, Report, Sink};
-use crate::{policy::Clock, watch::Watchers};
+use super::{reporter::Shared, HealthReport, Report, Sink, SinkError};
+use crate::{outcome::panic_message, policy::Clock, watch::Watchers};
 
 pub(super) struct Config {
     pub(super) batch_size: usize,
@@ -26,20 +29,69 @@ pub(super) struct Config {
 /// How often the watchers are evaluated without traffic (for silence, drops, windows closing).
 const TICK: Duration = Duration::from_secs(60);
 
-/// Sink failures are logged at most once per this interval.
+/// Sink failures, and panics, are logged at most once per this interval.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the worker logs at most once per [`WARN_INTERVAL`].
+struct Warnings {
+    at: Option<Instant>,
+}
+
+impl Warnings {
+    /// Whether it is time to log again.
+    fn due(&mut self) -> bool {
+        let now = Instant::now();
+        let due = self
+            .at
+            .is_none_or(|at| now.duration_since(at) >= WARN_INTERVAL);
+        if due {
+            self.at = Some(now);
+        }
+        due
+    }
+}
+
+/// Runs `f`, which calls a sink's or a watcher's code; a panic is counted in `counter`, logged
+/// at most once per interval, and turned into `None`, so that the worker carries on.
+fn guarded<T>(
+    f: impl FnOnce() -> T,
+    counter: &std::sync::atomic::AtomicU64,
+    what: &'static str,
+    warnings: &mut Warnings,
+) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            counter.fetch_add(1, Relaxed);
+            warn_panic(&*panic, what, warnings);
+            None
+        }
+    }
+}
+
+fn warn_panic(panic: &(dyn std::any::Any + Send), what: &'static str, warnings: &mut Warnings) {
+    if warnings.due() {
+        let message = panic_message(panic).unwrap_or(Cow::Borrowed("(not a string)"));
+        tracing::error!(
+            target: "webhook_monitor::report",
+            panic = %message, "{what} panicked; the reporter carries on"
+        );
+    }
+}
 
 pub(super) async fn run<K: Sink>(
     sink: K,
     mut rx: mpsc::Receiver<Report>,
-    mut stop: oneshot::Receiver<()>,
-    done: oneshot::Sender<()>,
+    mut stop: oneshot::Receiver<Option<Instant>>,
+    done: oneshot::Sender<Closed>,
     shared: Arc<Shared>,
     config: Config,
 ) {
     let mut batch = Vec::with_capacity(config.batch_size);
-    let mut warned_at: Option<Instant> = None;
+    let mut warnings = Warnings { at: None };
     let mut stopping = false;
+    // When the guard's `shutdown` gives up waiting: past it, closing the sink is cut short.
+    let mut deadline: Option<Instant> = None;
     let mut watchers = config
         .watch
         .then(|| Watchers::new(Arc::clone(&config.clock)));
@@ -50,19 +102,24 @@ pub(super) async fn run<K: Sink>(
         // signal.
         tokio::select! {
             biased;
-            _ = &mut stop => break,
+            stopped = &mut stop => {
+                deadline = stopped.ok().flatten();
+                break;
+            }
             () = next(&mut tick) => {
-                watch(watchers.as_mut(), &shared, &mut batch);
+                watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
                 if !batch.is_empty() {
-                    deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+                    deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 }
                 continue;
             }
             () = next(&mut health) => {
                 let reporter = shared.stats(rx.len());
-                let sinks = sink.health();
+                let panics = &shared.counters.sink_panics;
+                let sinks = guarded(|| sink.health(), panics, "a sink's health", &mut warnings);
+                let sinks = sinks.unwrap_or_default();
                 batch.push(Report::Health(HealthReport { at: (config.clock)(), reporter, sinks }));
-                deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+                deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 continue;
             }
             n = rx.recv_many(&mut batch, config.batch_size) => if n == 0 { break },
@@ -71,36 +128,58 @@ pub(super) async fn run<K: Sink>(
         let room = config.batch_size - batch.len();
         if room > 0 && !config.linger.is_zero() {
             shared.wake_at.store(room, Relaxed);
-            let deadline = Instant::now() + config.linger;
+            let linger_until = Instant::now() + config.linger;
             // Checked after publishing `room`: a sender that queued before could not wake us.
             // A wake-up with the batch still short is a stale permit (left by a crossing while
             // we were not lingering): linger on.
             while rx.len() < room {
                 tokio::select! {
                     biased;
-                    _ = &mut stop => {
+                    stopped = &mut stop => {
+                        deadline = stopped.ok().flatten();
                         stopping = true;
                         break;
                     }
                     () = shared.notify.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = tokio::time::sleep_until(linger_until) => break,
                 }
             }
         }
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }
-        watch(watchers.as_mut(), &shared, &mut batch);
-        deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+        watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
     }
     // Stop accepting, then send what is already queued.
     rx.close();
     while rx.recv_many(&mut batch, config.batch_size).await > 0 {
-        watch(watchers.as_mut(), &shared, &mut batch);
-        deliver(&sink, &mut batch, &shared, &config, &mut warned_at).await;
+        watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
     }
-    sink.close().await;
-    let _ = done.send(());
+    // The sink's own close (a Fanout drains its entries) is cut short when `shutdown` gives up:
+    // nobody waits for it after that, and a hung sink must not keep the worker forever.
+    let close = AssertUnwindSafe(sink.close()).catch_unwind();
+    let closed = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, close).await.ok(),
+        None => Some(close.await),
+    };
+    if let Some(Err(panic)) = &closed {
+        shared.counters.sink_panics.fetch_add(1, Relaxed);
+        warn_panic(&**panic, "a sink's close", &mut warnings);
+    }
+    let _ = done.send(match closed {
+        Some(_) => Closed::Drained,
+        None => Closed::CutShort,
+    });
+}
+
+/// How the worker ended, for the guard's `shutdown`.
+pub(super) enum Closed {
+    /// Every queued report went to the sink, and the sink closed (or panicked closing).
+    Drained,
+    /// The sink's close was cut short at the shutdown's deadline.
+    CutShort,
 }
 
 /// A timer ticking every `period`, the first tick one period from now.
@@ -121,11 +200,27 @@ async fn next(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// Feeds the batch's reports to the watchers and appends the alerts they raise. An empty batch
-/// (the tick) evaluates every route; otherwise only those with news are.
-fn watch(watchers: Option<&mut Watchers>, shared: &Shared, batch: &mut Vec<Report>) {
+/// (the tick) evaluates every route; otherwise only those with news are. A panic in a watcher
+/// is counted and logged; the batch goes on to the sink all the same.
+fn watch(
+    watchers: Option<&mut Watchers>,
+    shared: &Shared,
+    batch: &mut Vec<Report>,
+    warnings: &mut Warnings,
+) {
     let Some(watchers) = watchers else {
         return;
     };
+    let panics = &shared.counters.watcher_panics;
+    guarded(
+        || observe(watchers, shared, batch),
+        panics,
+        "a watcher",
+        warnings,
+    );
+}
+
+fn observe(watchers: &mut Watchers, shared: &Shared, batch: &mut Vec<Report>) {
     if shared.registered.swap(false, Relaxed) {
         let pending = std::mem::take(
             &mut *shared
@@ -148,33 +243,47 @@ async fn deliver<K: Sink>(
     batch: &mut Vec<Report>,
     shared: &Shared,
     config: &Config,
-    warned_at: &mut Option<Instant>,
+    warnings: &mut Warnings,
 ) {
     let n = batch.len() as u64;
     let counters = &shared.counters;
-    let result = tokio::time::timeout(config.sink_timeout, sink.send(batch)).await;
+    // A panicking sink (or a Fanout's filter) loses its batch, not the worker.
+    let send = AssertUnwindSafe(sink.send(batch)).catch_unwind();
+    let result = tokio::time::timeout(config.sink_timeout, send).await;
     counters.batches.fetch_add(1, Relaxed);
-    match result {
-        Ok(Ok(())) => {
+    let failure = match result {
+        Ok(Ok(Ok(()))) => {
             counters.sent.fetch_add(n, Relaxed);
+            None
         }
-        failure => {
-            counters.failed.fetch_add(n, Relaxed);
-            let now = Instant::now();
-            if warned_at.is_none_or(|at| now.duration_since(at) >= WARN_INTERVAL) {
-                *warned_at = Some(now);
-                match failure {
-                    Ok(Err(error)) => tracing::warn!(
-                        target: "webhook_monitor::report",
-                        %error, reports = n, "sink failed; reports lost"
-                    ),
-                    _ => tracing::warn!(
-                        target: "webhook_monitor::report",
-                        timeout = ?config.sink_timeout, reports = n, "sink timed out; reports lost"
-                    ),
-                }
-            }
+        Ok(Ok(Err(error))) => Some(Failure::Error(error)),
+        Ok(Err(panic)) => {
+            counters.sink_panics.fetch_add(1, Relaxed);
+            Some(Failure::Panic(panic))
+        }
+        Err(_) => Some(Failure::TimedOut),
+    };
+    if let Some(failure) = failure {
+        counters.failed.fetch_add(n, Relaxed);
+        match failure {
+            Failure::Panic(panic) => warn_panic(&*panic, "the sink", warnings),
+            Failure::Error(error) if warnings.due() => tracing::warn!(
+                target: "webhook_monitor::report",
+                %error, reports = n, "sink failed; reports lost"
+            ),
+            Failure::TimedOut if warnings.due() => tracing::warn!(
+                target: "webhook_monitor::report",
+                timeout = ?config.sink_timeout, reports = n, "sink timed out; reports lost"
+            ),
+            Failure::Error(_) | Failure::TimedOut => {}
         }
     }
     batch.clear();
+}
+
+/// How a batch was lost.
+enum Failure {
+    Error(SinkError),
+    Panic(Box<dyn std::any::Any + Send>),
+    TimedOut,
 }

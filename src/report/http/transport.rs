@@ -427,6 +427,7 @@ impl Backend {
             consecutive_failures: breaker.consecutive_failures,
             down: breaker.open_until.is_some(),
             latency: breaker.latency,
+            panics: 0,
         }
     }
 

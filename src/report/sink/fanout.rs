@@ -198,6 +198,7 @@ impl Entry {
                 first.accepted += dropped + queued;
                 first.dropped += dropped;
                 first.queued += queued;
+                first.panics += stats.sink_panics;
             }
             None => {
                 let mut entry = SinkHealth::new(self.name.clone());
@@ -206,6 +207,7 @@ impl Entry {
                 entry.failed = stats.failed;
                 entry.dropped = dropped;
                 entry.queued = queued;
+                entry.panics = stats.sink_panics;
                 health.push(entry);
             }
         }
@@ -229,18 +231,18 @@ impl Sink for Fanout {
         self.entries.iter().flat_map(Entry::health).collect()
     }
 
+    /// Stops every entry's worker at once and waits for them all to drain: a hung sink holds
+    /// up no other. The reporter's own shutdown timeout bounds the whole close.
     async fn close(&self) {
-        for entry in &self.entries {
-            let guard = entry
+        let guards = self.entries.iter().filter_map(|entry| {
+            entry
                 .guard
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(guard) = guard {
-                // The reporter's own shutdown timeout bounds the whole close.
-                let _ = guard.shutdown(Duration::MAX).await;
-            }
-        }
+                .take()
+        });
+        let closing = guards.map(|guard| guard.shutdown(Duration::MAX));
+        futures_util::future::join_all(closing).await;
     }
 }
 

@@ -35,6 +35,7 @@ use crate::{
 /// | `webhook_reporter_failed_total` | counter | | reports in batches its sink failed on |
 /// | `webhook_reporter_batches_total` | counter | | batches handed to its sink |
 /// | `webhook_reporter_alerts_total` | counter | | alerts raised or resolved by the watchers |
+/// | `webhook_reporter_panics_total` | counter | `part`: `sink`, `watcher` | panics the reporter's worker caught |
 /// | `webhook_reporter_queue_depth` | gauge | | reports waiting in the queue |
 /// | `webhook_reporter_health_timestamp_seconds` | gauge | | Unix time of the last health report: a stalled reporter stops moving it |
 /// | `webhook_sink_accepted_total` | counter | `sink` | reports handed to a backend ([`SinkHealth`](super::SinkHealth)) |
@@ -42,6 +43,7 @@ use crate::{
 /// | `webhook_sink_failed_total` | counter | `sink` | reports given up on |
 /// | `webhook_sink_dropped_total` | counter | `sink` | reports dropped on a full backend buffer |
 /// | `webhook_sink_retries_total` | counter | `sink` | requests retried |
+/// | `webhook_sink_panics_total` | counter | `sink` | panics of the backend's sink, caught |
 /// | `webhook_sink_queued` | gauge | `sink` | reports waiting for the backend |
 /// | `webhook_sink_consecutive_failures` | gauge | `sink` | failed attempts in a row |
 /// | `webhook_sink_down` | gauge | `sink` | 1 while the backend is considered down |
@@ -123,6 +125,7 @@ const REPORTER_SENT: &str = "webhook_reporter_sent_total";
 const REPORTER_FAILED: &str = "webhook_reporter_failed_total";
 const REPORTER_BATCHES: &str = "webhook_reporter_batches_total";
 const REPORTER_ALERTS: &str = "webhook_reporter_alerts_total";
+const REPORTER_PANICS: &str = "webhook_reporter_panics_total";
 const REPORTER_QUEUE_DEPTH: &str = "webhook_reporter_queue_depth";
 const REPORTER_HEALTH_AT: &str = "webhook_reporter_health_timestamp_seconds";
 const SINK_ACCEPTED: &str = "webhook_sink_accepted_total";
@@ -130,6 +133,7 @@ const SINK_SENT: &str = "webhook_sink_sent_total";
 const SINK_FAILED: &str = "webhook_sink_failed_total";
 const SINK_DROPPED: &str = "webhook_sink_dropped_total";
 const SINK_RETRIES: &str = "webhook_sink_retries_total";
+const SINK_PANICS: &str = "webhook_sink_panics_total";
 const SINK_QUEUED: &str = "webhook_sink_queued";
 const SINK_CONSECUTIVE_FAILURES: &str = "webhook_sink_consecutive_failures";
 const SINK_DOWN: &str = "webhook_sink_down";
@@ -143,7 +147,7 @@ enum Kind {
 
 /// Every metric's type, name, unit and help text, for the recorder's descriptions.
 #[rustfmt::skip]
-const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 24] = [
+const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 26] = [
     (Kind::Counter, DELIVERIES, None, "Webhook deliveries by route, provider, outcome and detail"),
     (Kind::Counter, FLAGGED, None, "Webhook deliveries with a flag set, by flag"),
     (Kind::Histogram, BODY_READ, Some(Unit::Seconds), "Time reading a webhook's body"),
@@ -157,6 +161,7 @@ const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 24] = [
     (Kind::Counter, REPORTER_FAILED, None, "Reports in batches the reporter's sink failed on"),
     (Kind::Counter, REPORTER_BATCHES, None, "Batches handed to the reporter's sink"),
     (Kind::Counter, REPORTER_ALERTS, None, "Alerts raised or resolved by the watchers"),
+    (Kind::Counter, REPORTER_PANICS, None, "Panics the reporter's worker caught, by part"),
     (Kind::Gauge, REPORTER_QUEUE_DEPTH, None, "Reports waiting in the reporter's queue"),
     (Kind::Gauge, REPORTER_HEALTH_AT, Some(Unit::Seconds), "Unix time of the reporter's last health report"),
     (Kind::Counter, SINK_ACCEPTED, None, "Reports handed to the backend"),
@@ -164,6 +169,7 @@ const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 24] = [
     (Kind::Counter, SINK_FAILED, None, "Reports given up on"),
     (Kind::Counter, SINK_DROPPED, None, "Reports dropped on the backend's full buffer"),
     (Kind::Counter, SINK_RETRIES, None, "Requests to the backend retried"),
+    (Kind::Counter, SINK_PANICS, None, "Panics of the backend's sink, caught"),
     (Kind::Gauge, SINK_QUEUED, None, "Reports waiting for the backend"),
     (Kind::Gauge, SINK_CONSECUTIVE_FAILURES, None, "Failed attempts in a row"),
     (Kind::Gauge, SINK_DOWN, None, "1 while the backend is considered down"),
@@ -316,6 +322,8 @@ fn health(h: &HealthReport) {
     counter!(REPORTER_FAILED).absolute(r.failed);
     counter!(REPORTER_BATCHES).absolute(r.batches);
     counter!(REPORTER_ALERTS).absolute(r.alerts);
+    counter!(REPORTER_PANICS, "part" => "sink").absolute(r.sink_panics);
+    counter!(REPORTER_PANICS, "part" => "watcher").absolute(r.watcher_panics);
     gauge!(REPORTER_QUEUE_DEPTH).set(r.queue_depth as f64);
     if let Ok(at) = h.at.duration_since(UNIX_EPOCH) {
         gauge!(REPORTER_HEALTH_AT).set(at);
@@ -327,6 +335,7 @@ fn health(h: &HealthReport) {
         counter!(SINK_FAILED, &sink).absolute(s.failed);
         counter!(SINK_DROPPED, &sink).absolute(s.dropped);
         counter!(SINK_RETRIES, &sink).absolute(s.retries);
+        counter!(SINK_PANICS, &sink).absolute(s.panics);
         gauge!(SINK_QUEUED, &sink).set(s.queued as f64);
         gauge!(SINK_CONSECUTIVE_FAILURES, &sink).set(s.consecutive_failures);
         gauge!(SINK_DOWN, &sink).set(f64::from(u8::from(s.down)));

@@ -105,6 +105,9 @@ pub struct SinkHealth {
     pub queued: u64,
     /// Requests retried.
     pub retries: u64,
+    /// Times the sink panicked (a [`Fanout`] entry's worker catches it and carries on; the
+    /// batch is counted in `failed`).
+    pub panics: u64,
     /// Failed attempts in a row, now: zero when the last attempt succeeded.
     pub consecutive_failures: u32,
     /// Whether the backend is considered down (a circuit breaker is open).
