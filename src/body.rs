@@ -2,13 +2,15 @@
 
 use std::{
     convert::Infallible,
+    future::{poll_fn, Future},
     pin::{pin, Pin},
     task::{Context, Poll},
 };
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, LengthLimitError};
+use http_body_util::LengthLimitError;
+use tokio::time::{Instant, Sleep};
 
 use crate::BoxError;
 
@@ -71,24 +73,60 @@ pub(crate) enum BodyError {
     TooLarge { read: u64 },
     /// The body's stream failed after `read` bytes.
     Read { read: u64, source: BoxError },
+    /// The deadline passed with `read` bytes in.
+    TimedOut { read: u64 },
 }
 
-/// Reads a whole body, failing as soon as it exceeds `limit` bytes (inclusive limit).
+/// The most a body of several frames is given before more of it arrives, whatever it declares.
+const FIRST_CAPACITY: usize = 16 * 1024;
+
+/// Reads a whole body, failing as soon as it exceeds `limit` bytes (inclusive limit), or when
+/// `deadline` passes first (`None`: no deadline).
 ///
 /// A body that arrives as one data frame is returned as that frame's `Bytes`, without a copy;
 /// only a body of several frames is gathered into one buffer. This is what
 /// `Limited::new(body, limit).collect()` does, minus its boxed error and chunk list.
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+///
+/// Every byte here is unauthenticated, so what is allocated follows what has arrived: the
+/// buffer starts at [`FIRST_CAPACITY`] at most and doubles as bytes come, up to the size the
+/// body declared (an honest body ends in one buffer of its exact size). A client that declares
+/// 25 MiB and trickles bytes holds a few KiB until the deadline. The deadline's timer is armed
+/// only once the body keeps us waiting: a body already in costs no timer.
+pub(crate) async fn read_body<B>(
+    body: B,
+    limit: usize,
+    deadline: Option<Instant>,
+) -> Result<Bytes, BodyError>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
     let mut body = pin!(body);
-    let capacity = usize::try_from(body.size_hint().lower()).map_or(limit, |n| n.min(limit));
+    // What the body says it will be (its `Content-Length`, up to the limit): a cap on the
+    // buffer's growth, never a reason to allocate.
+    let declared = usize::try_from(body.size_hint().lower()).map_or(limit, |n| n.min(limit));
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     let mut first: Option<Bytes> = None;
-    let mut gathered: Option<BytesMut> = None;
+    let mut gathered: Option<Vec<u8>> = None;
     let mut len = 0usize;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
+                return Poll::Ready(Some(frame));
+            }
+            let Some(deadline) = deadline else {
+                return Poll::Pending;
+            };
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let Some(frame) = next else {
+            return Err(BodyError::TimedOut { read: len as u64 });
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let frame = frame.map_err(|e| classify_error(e.into(), len as u64))?;
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers
@@ -99,9 +137,11 @@ where
             return Err(BodyError::TooLarge { read: len as u64 });
         }
         if let Some(buf) = &mut gathered {
+            reserve(buf, n, declared);
             buf.put(data);
         } else if let Some(head) = first.take() {
-            let mut buf = BytesMut::with_capacity(capacity.max(len));
+            let mut buf = Vec::new();
+            reserve(&mut buf, len, declared);
             buf.put(head);
             buf.put(data);
             gathered = Some(buf);
@@ -110,9 +150,25 @@ where
         }
     }
     Ok(match gathered {
-        Some(buf) => buf.freeze(),
+        Some(buf) => Bytes::from(buf),
         None => first.unwrap_or_default(),
     })
+}
+
+/// Makes room in `buf` for `additional` more bytes: double its capacity (at least
+/// [`FIRST_CAPACITY`]), but not past what the body `declared`, and never less than needed.
+fn reserve(buf: &mut Vec<u8>, additional: usize, declared: usize) {
+    let needed = buf.len().saturating_add(additional);
+    if needed <= buf.capacity() {
+        return;
+    }
+    let target = buf
+        .capacity()
+        .saturating_mul(2)
+        .max(FIRST_CAPACITY)
+        .min(declared)
+        .max(needed);
+    buf.reserve_exact(target - buf.len());
 }
 
 fn classify_error(source: BoxError, read: u64) -> BodyError {
@@ -140,7 +196,9 @@ fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 mod tests {
     use std::{collections::VecDeque, fmt};
 
-    use http_body_util::{Full, Limited, StreamBody};
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full, Limited, StreamBody};
 
     use super::*;
 
@@ -168,17 +226,22 @@ mod tests {
     #[tokio::test]
     async fn single_frame_is_not_copied() {
         let data = Bytes::from(vec![7u8; 2048]);
-        let out = read_body(Full::new(data.clone()), 4096).await.unwrap();
+        let out = read_body(Full::new(data.clone()), 4096, None)
+            .await
+            .unwrap();
         assert_eq!(out.as_ptr(), data.as_ptr(), "same buffer, no copy");
     }
 
     #[tokio::test]
     async fn frames_are_gathered_and_limit_is_inclusive() {
-        let out = read_body(Chunks::new(100, 3), 100).await.unwrap();
+        let out = read_body(Chunks::new(100, 3), 100, None).await.unwrap();
         assert_eq!(out.len(), 100);
-        let err = read_body(Chunks::new(101, 3), 100).await.unwrap_err();
+        let err = read_body(Chunks::new(101, 3), 100, None).await.unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { read: 101 }), "{err:?}");
-        assert!(read_body(Chunks::new(0, 3), 0).await.unwrap().is_empty());
+        assert!(read_body(Chunks::new(0, 3), 0, None)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]
@@ -197,7 +260,7 @@ mod tests {
         }
         let outer = Limited::new(Chunks::new(50, 10), 20);
         let wrapped = outer.map_err(Wrapper);
-        let err = read_body(wrapped, 1000).await.unwrap_err();
+        let err = read_body(wrapped, 1000, None).await.unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { .. }), "{err:?}");
     }
 
@@ -208,8 +271,71 @@ mod tests {
             Err(std::io::Error::other("connection reset")),
         ];
         let body = StreamBody::new(futures_util::stream::iter(frames));
-        let err = read_body(body, 1000).await.unwrap_err();
+        let err = read_body(body, 1000, None).await.unwrap_err();
         assert!(matches!(err, BodyError::Read { read: 3, .. }), "{err:?}");
+    }
+
+    /// The growth of a gathered body's buffer, frame by frame.
+    fn capacities(declared: usize, frames: impl IntoIterator<Item = usize>) -> Vec<usize> {
+        let mut buf = Vec::new();
+        frames
+            .into_iter()
+            .map(|n| {
+                reserve(&mut buf, n, declared);
+                buf.resize(buf.len() + n, 0);
+                buf.capacity()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_buffer_follows_what_arrives_not_what_is_declared() {
+        // Declared 25 MiB, sent a byte at a time: one first buffer, however much is declared.
+        let trickle = capacities(25 << 20, std::iter::repeat_n(1, 1000));
+        assert!(trickle.iter().all(|&c| c == FIRST_CAPACITY), "{trickle:?}");
+        // Declared 25 MiB, sent 4 KiB at a time: the buffer stays within twice what arrived.
+        let arrived = (1..=1000).map(|i| i * 4096);
+        for (cap, arrived) in capacities(25 << 20, std::iter::repeat_n(4096, 1000))
+            .iter()
+            .zip(arrived)
+        {
+            assert!(
+                *cap <= (2 * arrived).max(FIRST_CAPACITY),
+                "{cap} for {arrived}"
+            );
+        }
+        // An honest body ends in one buffer of its exact size.
+        let honest = capacities(100_000, std::iter::repeat_n(1000, 100));
+        assert_eq!(honest.last(), Some(&100_000));
+        // A body sending more than it declared (no size hint, say) still fits.
+        let unknown = capacities(10, std::iter::repeat_n(1000, 3));
+        assert_eq!(unknown, [1000, 2000, 3000]);
+    }
+
+    /// A body that sends `first` and then nothing, ever.
+    fn stalled(first: &'static [u8]) -> impl Body<Data = Bytes, Error = Infallible> {
+        use futures_util::StreamExt as _;
+        let frames = futures_util::stream::iter([Ok(Frame::data(Bytes::from_static(first)))])
+            .chain(futures_util::stream::pending());
+        StreamBody::new(frames)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out_at_its_deadline() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(10);
+        let err = read_body(stalled(b"abc"), 1000, Some(deadline))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TimedOut { read: 3 }), "{err:?}");
+        assert_eq!(
+            Instant::now(),
+            deadline,
+            "answered at the deadline, not later"
+        );
+        // A body already in needs no timer, even with a deadline in the past.
+        let out = read_body(Full::new(Bytes::from_static(b"x")), 10, Some(start)).await;
+        assert_eq!(out.unwrap(), "x");
     }
 
     #[tokio::test]

@@ -43,6 +43,7 @@ pub struct Policy {
     pub(crate) name: Arc<str>,
     pub(crate) provider: Option<Arc<str>>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Option<Duration>,
     pub(crate) timeout_budget: Option<Duration>,
     pub(crate) classify: Arc<dyn Classify>,
     pub(crate) fingerprint: FingerprintAlgorithm,
@@ -86,6 +87,10 @@ impl Policy {
     /// The default body limit: 1 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+    /// Default [`body_timeout`](Self::body_timeout) of a policy without a timeout budget: 30 s,
+    /// the longest any provider here waits for an answer (GitHub Enterprise Server).
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// Default [`in_flight_ttl`](Self::in_flight_ttl): 60 s.
     pub const DEFAULT_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
     /// Default [`dedupe_window`](Self::dedupe_window) when the provider's retry horizon is
@@ -112,6 +117,7 @@ impl Policy {
             name: name.into(),
             provider: None,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            body_timeout: None,
             timeout_budget: None,
             classify: Arc::new(DefaultClassify::default()),
             fingerprint: FingerprintAlgorithm::Xxh3_128,
@@ -162,6 +168,31 @@ impl Policy {
     #[must_use]
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// How long the body may take to arrive, counted from when the layer receives the request.
+    /// Past it the layer answers `408 Request Timeout` without calling the handler, and reports
+    /// [`RejectReason::BodyTimeout`](crate::RejectReason::BodyTimeout).
+    ///
+    /// A provider never takes longer to send than it waits for the answer, so this defaults to
+    /// the [timeout budget](Self::timeout_budget), or [`Self::DEFAULT_BODY_TIMEOUT`] without
+    /// one. It bounds what a client that trickles bytes can hold: a connection, and what it
+    /// sent (the buffer grows with what arrives, never with what is declared).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_monitor::Policy;
+    ///
+    /// // GitHub waits 10 s for the answer; a body still arriving after 5 s is not GitHub's.
+    /// let policy = Policy::github("secret").body_timeout(Duration::from_secs(5));
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = Some(timeout);
         self
     }
 
@@ -410,6 +441,14 @@ impl Policy {
         self
     }
 
+    /// The body's deadline: [`body_timeout`](Self::body_timeout), else the timeout budget,
+    /// else [`Self::DEFAULT_BODY_TIMEOUT`].
+    pub(crate) fn body_timeout_or_default(&self) -> Duration {
+        self.body_timeout
+            .or(self.timeout_budget)
+            .unwrap_or(Self::DEFAULT_BODY_TIMEOUT)
+    }
+
     pub(crate) fn dedupe_window_or_default(&self) -> Duration {
         self.dedupe_window
             .or(self.retry_horizon)
@@ -427,6 +466,7 @@ impl fmt::Debug for Policy {
             .field("name", &self.name)
             .field("provider", &self.provider)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
             .field("timeout_budget", &self.timeout_budget)
             .field("fingerprint", &self.fingerprint)
             .field("verifies", &self.scheme.is_some())

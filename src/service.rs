@@ -1,7 +1,6 @@
 //! [`WebhookMonitor`]: the request path.
 
 use std::{
-    any::Any,
     borrow::Cow,
     future::Future,
     panic::AssertUnwindSafe,
@@ -16,14 +15,13 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use sha2::Digest as _;
-
 use crate::{
     body::{read_body, BodyError},
-    dedupe::{Claim, DedupeKey, StoreFailure, Token},
+    dedupe::{self, Claim, StoreFailure, Token},
     delivery::{Delivery, DeliveryData, Fingerprint, SignatureStatus},
     future::ResponseFuture,
     layer::Shared,
+    outcome::panic_message,
     payload::{Action, PayloadViolation},
     provider::{
         peek::{self, Scalar},
@@ -115,6 +113,7 @@ where
     async move {
         let policy = &rec.shared.policy;
         let limit = policy.max_body_bytes;
+        let body_timeout = policy.body_timeout_or_default();
         rec.identify(&parts.headers, None);
 
         // 1. Reject an over-long body on its declared length, before reading anything. The body's
@@ -127,8 +126,9 @@ where
             return Ok(rec.reject(RejectReason::TooLarge, reason));
         }
 
-        // 2. Read it, enforcing the limit on what actually arrives.
-        let bytes = match read_body(body, limit).await {
+        // 2. Read it, enforcing the limit on what actually arrives, by the body's deadline.
+        let deadline = rec.start.checked_add(body_timeout);
+        let bytes = match read_body(body, limit, deadline).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge { read }) => {
                 rec.delivery().body_len = read;
@@ -139,6 +139,12 @@ where
                 rec.delivery().body_len = read;
                 let reason = format!("reading the body failed: {source}");
                 return Ok(rec.reject(RejectReason::BodyRead, reason));
+            }
+            Err(BodyError::TimedOut { read }) => {
+                rec.delivery().body_len = read;
+                let reason =
+                    format!("the body did not arrive within {body_timeout:?} ({read} bytes in)");
+                return Ok(rec.reject(RejectReason::BodyTimeout, reason));
             }
         };
         rec.body_read(&bytes);
@@ -180,7 +186,7 @@ where
         // 5. Claim the delivery, so that only one copy reaches the handler.
         if let Some(store) = &shared.policy.dedupe {
             let policy = &shared.policy;
-            let key = dedupe_key(policy, rec.delivery(), &bytes);
+            let key = dedupe::delivery_key(policy, rec.delivery().id(), &parts.headers, &bytes);
             let token = Token::random();
             let now = rec.delivery().received_at;
             match store.claim(&key, token, policy.in_flight_ttl, now).await {
@@ -313,16 +319,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> Option<Cow<'static, str>> {
-    if let Some(s) = panic.downcast_ref::<&'static str>() {
-        Some(Cow::Borrowed(*s))
-    } else {
-        panic
-            .downcast_ref::<String>()
-            .map(|s| Cow::Owned(s.clone()))
-    }
 }
 
 /// Builds the delivery's report as the pipeline learns things, and sends it exactly once.
@@ -624,20 +620,4 @@ fn recorded(slot: &mut Option<Delivery>) -> &mut DeliveryData {
     slot.as_mut()
         .expect("the delivery is taken by `send`, after which nothing records")
         .make_mut()
-}
-
-/// The store key of a delivery: the route and its id, or its body's SHA-256.
-fn dedupe_key(policy: &Policy, delivery: &DeliveryData, body: &[u8]) -> String {
-    // Sized up front: `format!` would grow (reallocate) the string as it writes.
-    let join = |kind: &str, value: &str| {
-        let mut key = String::with_capacity(policy.name.len() + kind.len() + value.len());
-        key.push_str(&policy.name);
-        key.push_str(kind);
-        key.push_str(value);
-        key
-    };
-    match (policy.dedupe_key, delivery.id()) {
-        (DedupeKey::DeliveryId, Some(id)) => join(":id:", id),
-        _ => join(":sha256:", &hex::encode(sha2::Sha256::digest(body))),
-    }
 }
