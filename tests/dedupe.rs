@@ -175,6 +175,52 @@ async fn without_an_id_the_body_is_the_key(p: Policy) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+const GITHUB_SECRET: &str = "github-webhook-secret";
+
+/// One signed GitHub body sent 100 times, each time under a fresh `X-GitHub-Delivery` (which
+/// GitHub does not sign): the handler runs once, the copies are duplicates, every report keeps
+/// the id it was sent, and the provider's own redelivery (same id, same body) is a duplicate
+/// too.
+async fn a_signed_body_replayed_under_fresh_ids_runs_once(store: impl DedupeStore) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = instance(Policy::github(GITHUB_SECRET).dedupe(store), calls.clone()).await;
+    let body = format!(r#"{{"zen":"{}","hook_id":1}}"#, fastrand_u64());
+    let send = |id: String| {
+        let headers = webhook_monitor::testing::github(GITHUB_SECRET, body.as_bytes(), &id, "ping");
+        let mut req = http::Request::post(m.url("/hook"));
+        for (name, value) in &headers {
+            req = req.header(name, value);
+        }
+        let req = req.body(common::full(body.clone())).unwrap();
+        async move { common::client().request(req).await.unwrap().status() }
+    };
+    for i in 0..100 {
+        assert_eq!(send(format!("guid-{i}")).await, StatusCode::OK);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler ran once");
+    // GitHub's own redelivery keeps the id and the body.
+    assert_eq!(send("guid-0".to_owned()).await, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let reports = m.sink.wait_for(101, Duration::from_secs(5)).await;
+    assert_eq!(reports.len(), 101);
+    for (i, report) in reports.iter().enumerate() {
+        let report = common::delivery(report);
+        let expected = if i == 0 {
+            Outcome::Success
+        } else {
+            Outcome::Duplicate
+        };
+        assert_eq!(report.outcome, expected, "report {i}");
+        let id = format!("guid-{}", i % 100);
+        assert_eq!(report.delivery.id(), Some(id.as_str()), "the provider's id");
+    }
+    assert_eq!(
+        common::delivery(&reports[100]).delivery.times_seen(),
+        Some(1)
+    );
+}
+
 fn fastrand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
@@ -210,6 +256,55 @@ mod memory {
     #[tokio::test]
     async fn without_an_id_the_body_is_the_key() {
         super::without_an_id_the_body_is_the_key(policy(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn a_signed_body_replayed_under_fresh_ids_runs_once() {
+        let store = MemoryStore::new();
+        super::a_signed_body_replayed_under_fresh_ids_runs_once(store.clone()).await;
+        assert_eq!(store.len(), 1, "one key, however many ids were sent");
+    }
+
+    /// Where the signature covers the id (Standard Webhooks signs `webhook-id`), the id stays
+    /// the key: two messages with the same body and different ids both run.
+    #[tokio::test]
+    async fn a_signed_id_stays_the_key() {
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let calls = Arc::new(AtomicUsize::new(0));
+        let policy = Policy::standard_webhooks([SECRET])
+            .unwrap()
+            .dedupe(MemoryStore::new());
+        let m = instance(policy, calls.clone()).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let body = r#"{"type":"user.created"}"#;
+        for id in ["msg_1", "msg_2", "msg_1"] {
+            let headers = webhook_monitor::testing::standard_webhooks(
+                "webhook",
+                SECRET,
+                id,
+                body.as_bytes(),
+                now,
+            )
+            .unwrap();
+            let mut req = http::Request::post(m.url("/hook"));
+            for (name, value) in &headers {
+                req = req.header(name, value);
+            }
+            let req = req.body(common::full(body)).unwrap();
+            assert_eq!(
+                common::client().request(req).await.unwrap().status(),
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "msg_1 and msg_2 ran, msg_1 once"
+        );
+        assert_eq!(m.report(3).await.outcome, Outcome::Duplicate);
     }
 
     #[tokio::test]
@@ -283,5 +378,30 @@ mod redis {
             return;
         };
         super::without_an_id_the_body_is_the_key(policy(s)).await;
+    }
+
+    #[tokio::test]
+    async fn a_signed_body_replayed_under_fresh_ids_runs_once() {
+        let prefix = unique("wm-test") + ":";
+        let Some(s) = store(&prefix).await else {
+            return;
+        };
+        super::a_signed_body_replayed_under_fresh_ids_runs_once(s).await;
+        let url = std::env::var("REDIS_URL").unwrap();
+        let mut conn = ::redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys.len(),
+            1,
+            "one key, however many ids were sent: {keys:?}"
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! [`MemoryStore`] is the embedded default; `RedisStore` (feature `redis`) shares the state
 //! across a fleet.
 
+mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -26,6 +27,8 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
+
+pub(crate) use key::delivery_key;
 
 use crate::BoxError;
 
@@ -233,8 +236,16 @@ pub enum StoreFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DedupeKey {
-    /// The route's name and the provider's delivery id; the body's SHA-256 when the request has
-    /// no id. The default.
+    /// The route's name and the provider's delivery id, when the route's signature vouches for
+    /// the id ([`Scheme::covers`](crate::provider::Scheme::covers)); the body's SHA-256 when the
+    /// request has no id, or when the id is in a header the signature does not cover. The
+    /// default.
+    ///
+    /// GitHub, Shopify, Razorpay, Linear, Twilio and GitLab put the delivery id in a header they
+    /// do not sign: anyone who once saw a signed request could send it again under a fresh id.
+    /// Their routes dedupe by the body, so a replay is a duplicate whatever its id, and so is
+    /// the provider's own redelivery (the same body). Reports still carry the provider's id. A
+    /// route without a scheme verifies nothing and dedupes by the id it is sent.
     #[default]
     DeliveryId,
     /// The route's name and the body's SHA-256, even when there is an id (for providers whose

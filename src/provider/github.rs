@@ -9,7 +9,8 @@ use crate::Policy;
 
 impl HmacScheme {
     /// GitHub's scheme: HMAC-SHA256 (hex) of the body in `X-Hub-Signature-256: sha256=…`. No
-    /// timestamp: replays are caught by the delivery id.
+    /// timestamp, and `X-GitHub-Delivery` is not signed: a replayed body is caught by dedupe on
+    /// the body (see [`DedupeKey`](crate::dedupe::DedupeKey)).
     pub fn github(secrets: impl Into<Secrets>) -> Self {
         HmacScheme::new(
             HeaderName::from_static("x-hub-signature-256"),
@@ -36,6 +37,11 @@ impl Policy {
     /// A GitHub webhook route: [`HmacScheme::github`], `X-GitHub-Delivery` as the delivery id
     /// (the same on a redelivery), `X-GitHub-Event` as the event type, GitHub's 10 s timeout,
     /// and a 25 MB body limit (GitHub's payload cap). GitHub does not retry on its own.
+    ///
+    /// GitHub signs the body but not `X-GitHub-Delivery`, and stamps no time: with
+    /// [`dedupe`](Self::dedupe), the route dedupes by the body's SHA-256, so a signed body
+    /// replayed under a fresh id is answered as a duplicate, as is GitHub's own redelivery.
+    /// Reports carry the delivery id all the same.
     ///
     /// # Example
     ///

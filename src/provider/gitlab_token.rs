@@ -1,12 +1,14 @@
 //! GitLab's classic secret token: [`GitlabTokenScheme`] and [`Policy::gitlab`].
 //!
 //! GitLab sends the webhook's secret token as is, in `X-Gitlab-Token`. Nothing is signed: the
-//! token proves the sender knows the secret, but does not cover the body, and a captured request
-//! can be replayed (dedupe on `Idempotency-Key` catches that).
+//! token proves the sender knows the secret, but covers neither the body nor `Idempotency-Key`,
+//! and a captured request can be replayed. Dedupe catches a replay of the same body, whatever
+//! its `Idempotency-Key` (the route dedupes by the body's SHA-256); anyone holding the token can
+//! send any body. Prefer GitLab's signing tokens ([`Policy::gitlab_signed`]).
 
 use std::{fmt, time::Duration};
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -66,6 +68,11 @@ impl Scheme for GitlabTokenScheme {
             .map(Verified::by_secret)
             .ok_or(SignatureError::Mismatch)
     }
+
+    /// Nothing: the token is the same on every request and signs neither body nor headers.
+    fn covers(&self, _: &Source, _: &HeaderMap) -> bool {
+        false
+    }
 }
 
 impl fmt::Debug for GitlabTokenScheme {
@@ -82,7 +89,9 @@ impl Policy {
     ///
     /// Fills in: provider `"gitlab"`, the delivery id from `Idempotency-Key` (stable across
     /// retries), the event type from `X-Gitlab-Event`, and a 10 s timeout budget (GitLab.com's
-    /// limit and the self-managed default).
+    /// limit and the self-managed default). The token signs nothing, so with
+    /// [`dedupe`](Self::dedupe) the route dedupes by the body's SHA-256, not by
+    /// `Idempotency-Key`.
     ///
     /// GitLab disables a hook after repeated failures, permanently on 4xx answers: a rejected
     /// token (`401`) counts as one.

@@ -4,12 +4,12 @@ use std::{borrow::Cow, fmt, time::Duration};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
 use super::{
-    check_timestamp, peek, secret::BASE64_SIGNATURE, Scheme, Secrets, SignatureError,
-    SignedRequest, Verified,
+    check_timestamp, parse_timestamp, peek, secret::BASE64_SIGNATURE, Scheme, Secrets,
+    SignatureError, SignedRequest, Source, Verified,
 };
 
 /// The hash under the HMAC.
@@ -84,7 +84,8 @@ impl Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TimestampSource {
-    /// No timestamp: replays are caught by dedupe only.
+    /// No timestamp: replays are caught by dedupe only (on the body, unless the delivery id is
+    /// a signed header).
     None,
     /// A header holding unix seconds.
     Header(HeaderName),
@@ -318,13 +319,7 @@ impl Scheme for HmacScheme {
         }
         let value = request.header(&self.header)?;
         let timestamp = self.sent_timestamp(request, value)?;
-        if let Some(ts) = timestamp {
-            let secs = ts
-                .trim()
-                .parse()
-                .map_err(|_| SignatureError::Malformed("timestamp is not a number"))?;
-            check_timestamp(secs, request.now(), self.tolerance)?;
-        }
+        let secs = timestamp.map(parse_timestamp).transpose()?;
         let mut well_formed = false;
         let mut buf = [0u8; 64];
         for (index, key) in &self.keys {
@@ -335,6 +330,11 @@ impl Scheme for HmacScheme {
                 };
                 well_formed = true;
                 if bool::from(signature.ct_eq(tag.as_slice())) {
+                    // The timestamp's age is checked once it is known to be signed: a sender
+                    // without the secret learns nothing from the reason (not even our clock).
+                    if let Some(secs) = secs {
+                        check_timestamp(secs, request.now(), self.tolerance)?;
+                    }
                     self.check_body_timestamp(request)?;
                     return Ok(Verified::by_secret(*index));
                 }
@@ -344,6 +344,16 @@ impl Scheme for HmacScheme {
             SignatureError::Mismatch
         } else {
             SignatureError::Malformed("no well-formed signature in the header")
+        })
+    }
+
+    /// The body, when it is signed (every preset signs it), and the headers the signed content
+    /// names (Standard Webhooks' `webhook-id`).
+    fn covers(&self, source: &Source, _: &HeaderMap) -> bool {
+        self.content.iter().any(|part| match (part, source) {
+            (Part::Body, Source::Json(_)) => true,
+            (Part::Header(signed), Source::Header(name)) => signed == name,
+            _ => false,
         })
     }
 }

@@ -26,6 +26,10 @@ impl Policy {
     /// A Linear webhook route: [`HmacScheme::linear`], `Linear-Delivery` as the delivery id and
     /// `Linear-Event` as the event type. Linear publishes no timeout or retry schedule.
     ///
+    /// Linear signs the body (its `webhookTimestamp` included) but not `Linear-Delivery`: with
+    /// [`dedupe`](Self::dedupe), the route dedupes by the body's SHA-256. Reports carry the
+    /// delivery id all the same.
+    ///
     /// # Example
     ///
     /// ```

@@ -7,6 +7,7 @@
 use std::{fmt, time::Duration};
 
 use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -134,6 +135,11 @@ impl Scheme for MailgunScheme {
             }
         }
         Err(SignatureError::Mismatch)
+    }
+
+    /// `signature.timestamp` and `signature.token` only: Mailgun signs nothing else of the body.
+    fn covers(&self, source: &Source, _: &HeaderMap) -> bool {
+        matches!(source, Source::Json(path) if *path == TIMESTAMP || *path == TOKEN)
     }
 }
 

@@ -84,6 +84,53 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// The check that failed.
     fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, SignatureError>;
+
+    /// Whether a signature this scheme verified vouches for the value `source` reads from a
+    /// request with these `headers`: a body field when the scheme signs the body, a header only
+    /// when the scheme signs that header.
+    ///
+    /// The layer dedupes by a delivery id only when the route's scheme covers it. An id it does
+    /// not cover (GitHub's `X-GitHub-Delivery`, Shopify's `X-Shopify-Webhook-Id`) can be changed
+    /// by anyone who once saw a signed request, so such a route dedupes by the body's SHA-256
+    /// instead, and a signed body replayed under a fresh id is still a duplicate (see
+    /// [`DedupeKey`](crate::dedupe::DedupeKey)).
+    ///
+    /// Defaults to what a scheme that signs the whole body and no header covers: every body
+    /// field, and no header. Override it when the scheme signs a header (Standard Webhooks'
+    /// `webhook-id`) or does not sign the whole body (a shared token, Mailgun's in-body
+    /// signature).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderName};
+    /// use webhook_monitor::provider::{Scheme, SignatureError, SignedRequest, Source, Verified};
+    ///
+    /// /// Signs `x-acme-id` and the body (verification left out here).
+    /// struct Acme;
+    ///
+    /// impl Scheme for Acme {
+    ///     fn verify(&self, _: &SignedRequest<'_>) -> Result<Verified, SignatureError> {
+    ///         Err(SignatureError::Mismatch)
+    ///     }
+    ///
+    ///     fn covers(&self, source: &Source, _: &HeaderMap) -> bool {
+    ///         match source {
+    ///             Source::Json(_) => true,
+    ///             Source::Header(name) => name == "x-acme-id",
+    ///             _ => false,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let headers = HeaderMap::new();
+    /// assert!(Acme.covers(&Source::header("x-acme-id"), &headers));
+    /// assert!(!Acme.covers(&Source::header("x-acme-retry"), &headers));
+    /// ```
+    fn covers(&self, source: &Source, headers: &HeaderMap) -> bool {
+        let _ = headers;
+        matches!(source, Source::Json(_))
+    }
 }
 
 /// What a [`Scheme`] sees of a request.
@@ -226,6 +273,18 @@ impl std::error::Error for SignatureError {}
 /// The default timestamp tolerance of every scheme, in both directions: 5 minutes (what the
 /// providers' own libraries use).
 pub const DEFAULT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A signed timestamp's unix seconds: decimal digits only (no sign), surrounding whitespace
+/// ignored. Every scheme reads its timestamp with this one parser.
+pub(crate) fn parse_timestamp(timestamp: &str) -> Result<u64, SignatureError> {
+    let digits = timestamp.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SignatureError::Malformed("timestamp is not a number"));
+    }
+    digits
+        .parse()
+        .map_err(|_| SignatureError::Malformed("timestamp is not a number"))
+}
 
 /// Checks a unix timestamp (seconds) against `now`, in both directions.
 pub(crate) fn check_timestamp(

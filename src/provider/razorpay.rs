@@ -25,6 +25,10 @@ impl Policy {
     /// horizon. After changing the secret, keep the old one: retries stay signed with it while
     /// replays use the new one.
     ///
+    /// Razorpay signs the body but not `x-razorpay-event-id`: with [`dedupe`](Self::dedupe), the
+    /// route dedupes by the body's SHA-256, so a signed body sent again under a fresh id is a
+    /// duplicate. Reports carry the event id all the same.
+    ///
     /// # Example
     ///
     /// ```

@@ -27,6 +27,11 @@ impl Policy {
     /// and its 4-hour retry horizon (8 retries). After rotating the client secret, Shopify may
     /// sign with the old one for up to an hour: pass both.
     ///
+    /// Shopify signs the body but none of its headers: with [`dedupe`](Self::dedupe), the route
+    /// dedupes by the body's SHA-256, so a signed body replayed under a fresh webhook id is a
+    /// duplicate (a retry carries the original payload, so it is one too). Reports carry the
+    /// webhook id all the same.
+    ///
     /// # Example
     ///
     /// ```

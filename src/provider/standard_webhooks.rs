@@ -136,8 +136,9 @@ impl Policy {
     }
 
     /// A GitLab route with a signing token (GitLab's opt-in Standard Webhooks signing):
-    /// `webhook-signature` over `{webhook-id}.{webhook-timestamp}.{body}`, `Idempotency-Key` as
-    /// the delivery id, `X-Gitlab-Event` as the event type, and GitLab's 10 s timeout. For the
+    /// `webhook-signature` over `{webhook-id}.{webhook-timestamp}.{body}`, the signed
+    /// `webhook-id` as the delivery id (GitLab sends the same value in `Idempotency-Key`, which
+    /// is not signed), `X-Gitlab-Event` as the event type, and GitLab's 10 s timeout. For the
     /// classic plain `X-Gitlab-Token`, see [`Policy::gitlab`].
     ///
     /// # Errors
@@ -152,7 +153,7 @@ impl Policy {
         Ok(Policy::custom("gitlab")
             .provider("gitlab")
             .verify_with(HmacScheme::standard_webhooks("webhook", secrets))
-            .delivery_id(Source::header("idempotency-key"))
+            .delivery_id(Source::header("webhook-id"))
             .event_type(Source::header("x-gitlab-event"))
             .timeout_budget(Duration::from_secs(10)))
     }

@@ -49,7 +49,8 @@ const BODY_HASH: &str = "bodySHA256";
 /// query, and signs that longer URL. Use `POST`, Twilio's default.
 ///
 /// Several Auth Tokens may be given during a rotation; the one that matched is reported by index.
-/// There is no timestamp: replays are caught by dedupe only (see [`Policy::twilio`]).
+/// There is no timestamp, and `I-Twilio-Idempotency-Token` is not signed: replays are caught by
+/// dedupe on the body only (see [`Policy::twilio`]).
 ///
 /// Requests Twilio signs with HMAC-SHA256 under a Webhook Rule
 /// (`X-Twilio-Webhooks-Signature-Settings`) are not supported.
@@ -193,7 +194,9 @@ impl Policy {
     /// Fills in: provider `"twilio"`, the delivery id from `I-Twilio-Idempotency-Token`, and a
     /// 15 s timeout budget (Twilio's default read and total timeouts; a URL's `#rt=`/`#tt=`
     /// overrides change it, and so should [`timeout_budget`](Self::timeout_budget)). Twilio
-    /// signs no timestamp, so a replayed request is caught by dedupe only.
+    /// signs no timestamp, and not the idempotency token: with [`dedupe`](Self::dedupe), the
+    /// route dedupes by the body's SHA-256, so a replayed request is a duplicate whatever its
+    /// token. Reports carry the token all the same.
     ///
     /// # Example
     ///
