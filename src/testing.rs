@@ -77,13 +77,24 @@ pub fn github(secret: &str, body: &[u8], delivery: &str, event: &str) -> HeaderM
     ])
 }
 
-/// Shopify: `X-Shopify-Hmac-Sha256`, with `X-Shopify-Webhook-Id` and `X-Shopify-Topic`.
+/// The shop [`shopify`] names in `X-Shopify-Shop-Domain`.
+pub const SHOPIFY_SHOP_DOMAIN: &str = "webhook-monitor-test.myshopify.com";
+
+/// The Admin API version [`shopify`] names in `X-Shopify-API-Version`.
+pub const SHOPIFY_API_VERSION: &str = "2025-10";
+
+/// Shopify: `X-Shopify-Hmac-Sha256`, with `X-Shopify-Webhook-Id`, `X-Shopify-Topic`, and the
+/// `X-Shopify-Shop-Domain` ([`SHOPIFY_SHOP_DOMAIN`]) and `X-Shopify-API-Version`
+/// ([`SHOPIFY_API_VERSION`]) that Shopify's own `webhooks.validate` requires. Neither is signed:
+/// insert your own shop's values over them if your handler reads them.
 pub fn shopify(secret: &str, body: &[u8], webhook_id: &str, topic: &str) -> HeaderMap {
     let sig = signature(&HmacScheme::shopify(secret), &HeaderMap::new(), body, None);
     headers([
         ("x-shopify-hmac-sha256", sig),
         ("x-shopify-webhook-id", webhook_id.to_owned()),
         ("x-shopify-topic", topic.to_owned()),
+        ("x-shopify-shop-domain", SHOPIFY_SHOP_DOMAIN.to_owned()),
+        ("x-shopify-api-version", SHOPIFY_API_VERSION.to_owned()),
     ])
 }
 
@@ -138,8 +149,8 @@ pub fn standard_webhooks(
     Ok(out)
 }
 
-/// GitLab with a signing token: Standard Webhooks headers plus `Idempotency-Key` (= the id)
-/// and `X-Gitlab-Event`.
+/// GitLab with a signing token: Standard Webhooks headers plus `Idempotency-Key` (the same
+/// value as the signed `webhook-id`) and `X-Gitlab-Event`.
 ///
 /// # Errors
 ///
