@@ -93,6 +93,8 @@ impl Policy {
 
     /// Default [`in_flight_ttl`](Self::in_flight_ttl): 60 s.
     pub const DEFAULT_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+    /// The shortest [`in_flight_ttl`](Self::in_flight_ttl): 1 s.
+    pub const MIN_IN_FLIGHT_TTL: Duration = Duration::from_secs(1);
     /// Default [`dedupe_window`](Self::dedupe_window) when the provider's retry horizon is
     /// unknown: 24 hours.
     pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -398,11 +400,22 @@ impl Policy {
         self
     }
 
-    /// How long a claim lasts if its holder never finishes (the process died): then a copy is
-    /// processed again. Keep it above the handler's longest run. Defaults to
-    /// [`Self::DEFAULT_IN_FLIGHT_TTL`].
+    /// How long a claim lasts once its holder is gone (the process died mid-handler): then a
+    /// copy is processed again. While the handler runs, the layer renews the claim every half
+    /// TTL, so a handler may take longer than this (a copy arriving meanwhile is answered `409`).
+    /// Defaults to [`Self::DEFAULT_IN_FLIGHT_TTL`].
+    ///
+    /// # Panics
+    ///
+    /// Below [`Self::MIN_IN_FLIGHT_TTL`] (1 s): a claim that lapses at once, or is renewed in a
+    /// tight loop, is a mistake.
     #[must_use]
     pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        assert!(
+            ttl >= Self::MIN_IN_FLIGHT_TTL,
+            "Policy::in_flight_ttl: {ttl:?} is below the minimum of {:?}",
+            Self::MIN_IN_FLIGHT_TTL
+        );
         self.in_flight_ttl = ttl;
         self
     }

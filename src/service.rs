@@ -221,6 +221,12 @@ where
                         rec.claim = Some((key, token));
                     }
                     StoreFailure::Closed => {
+                        // The claim may have landed before the error (a timeout): give it up
+                        // with the same token, or the provider's retries would be answered 409
+                        // until it expires. In the background: the 503 does not wait on a store
+                        // that just failed.
+                        let window = policy.dedupe_window_or_default();
+                        dedupe::release_later(store, key, token, window);
                         let reason = RejectReason::DedupeUnavailable;
                         return Ok(rec.reject(reason, err.to_string()));
                     }
@@ -238,7 +244,19 @@ where
             Ok(future) => Either::Left(AssertUnwindSafe(future).catch_unwind()),
             Err(panic) => Either::Right(std::future::ready(Err(panic))),
         };
-        let result = caught.await;
+        // A claim is renewed while the handler runs (from the request's start, the earliest the
+        // claim can have been made), so that it outlives the handler however long it takes.
+        let result = match (&rec.claim, &shared.policy.dedupe) {
+            (Some((key, token)), Some(store)) => {
+                let ttl = shared.policy.in_flight_ttl;
+                let (result, held) =
+                    dedupe::hold(caught, &**store, key, *token, ttl, rec.start).await;
+                rec.flags.claim_expired |= held.lost;
+                rec.flags.dedupe_unavailable |= held.unavailable;
+                result
+            }
+            _ => caught.await,
+        };
         rec.handler_end = Some(Instant::now());
 
         // 7. Classify; settle the claim before answering, so that a copy arriving after the
@@ -604,11 +622,8 @@ impl Drop for Recorder {
         // Cancelled mid-way. Release the claim in the background, so the provider's retry is
         // processed without waiting for the claim to expire; `Drop` cannot wait for it.
         if let (Some((key, token)), Some(store)) = (self.claim.take(), &self.shared.policy.dedupe) {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let store = Arc::clone(store);
-                let window = self.shared.policy.dedupe_window_or_default();
-                runtime.spawn(async move { store.release(&key, token, window).await });
-            }
+            let window = self.shared.policy.dedupe_window_or_default();
+            dedupe::release_later(store, key, token, window);
         }
         // `try_report` never blocks, so reporting from `Drop` is safe.
         self.send(None, Outcome::Cancelled, None, Vec::new());

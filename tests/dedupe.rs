@@ -26,6 +26,9 @@ fn routes(calls: Arc<AtomicUsize>) -> Router {
                 if body.contains("slow") {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
+                if body.contains("long") {
+                    tokio::time::sleep(LONG).await;
+                }
                 if body.contains("fail") {
                     StatusCode::INTERNAL_SERVER_ERROR
                 } else {
@@ -175,6 +178,45 @@ async fn without_an_id_the_body_is_the_key(p: Policy) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// How long a `long` delivery's handler runs: 2.5 times the shortest in-flight TTL.
+const LONG: Duration = Duration::from_millis(2500);
+
+/// A handler that runs past the claim's in-flight TTL keeps its claim (renewed while it runs):
+/// a copy that arrives after the TTL is in flight, not run a second time.
+async fn a_claim_outlives_a_handler_longer_than_its_ttl(p: Policy, id: &str) {
+    let p = p.in_flight_ttl(Policy::MIN_IN_FLIGHT_TTL);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let m = instance(p, calls.clone()).await;
+    let first = tokio::spawn({
+        let url = m.url("/hook");
+        let id = id.to_owned();
+        async move {
+            let req = http::Request::post(url)
+                .header("x-delivery-id", id)
+                .body(common::full("long"))
+                .unwrap();
+            common::client().request(req).await.unwrap().status()
+        }
+    });
+    // Past the TTL (1 s), while the first handler still runs.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, headers) = deliver(&m, id, "ok").await;
+    assert_eq!(status, StatusCode::CONFLICT, "in flight, not run again");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(deliver(&m, id, "ok").await.0, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "a duplicate once done");
+    let reports = m.sink.wait_for(3, Duration::from_secs(5)).await;
+    let outcomes = outcomes(&reports);
+    assert_eq!(
+        outcomes,
+        [Outcome::InFlight, Outcome::Success, Outcome::Duplicate]
+    );
+    let done = common::delivery(&reports[1]);
+    assert!(!done.flags.claim_expired, "{:?}", done.flags);
+}
+
 const GITHUB_SECRET: &str = "github-webhook-secret";
 
 /// One signed GitHub body sent 100 times, each time under a fresh `X-GitHub-Delivery` (which
@@ -256,6 +298,18 @@ mod memory {
     #[tokio::test]
     async fn without_an_id_the_body_is_the_key() {
         super::without_an_id_the_body_is_the_key(policy(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn a_claim_outlives_a_handler_longer_than_its_ttl() {
+        super::a_claim_outlives_a_handler_longer_than_its_ttl(policy(MemoryStore::new()), "evt_1")
+            .await;
+    }
+
+    #[test]
+    #[should_panic(expected = "below the minimum")]
+    fn a_zero_in_flight_ttl_is_refused() {
+        let _ = policy(MemoryStore::new()).in_flight_ttl(Duration::ZERO);
     }
 
     #[tokio::test]
@@ -378,6 +432,14 @@ mod redis {
             return;
         };
         super::without_an_id_the_body_is_the_key(policy(s)).await;
+    }
+
+    #[tokio::test]
+    async fn a_claim_outlives_a_handler_longer_than_its_ttl() {
+        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+            return;
+        };
+        super::a_claim_outlives_a_handler_longer_than_its_ttl(policy(s), "evt_1").await;
     }
 
     #[tokio::test]

@@ -342,6 +342,18 @@ impl DedupeStore for MemoryStore {
             .finish(key, token, tick, window, State::Released, None);
         StoreFuture::ready(Ok(released))
     }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        in_flight_ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let key = self.key_hash(key);
+        let tick = self.tick();
+        let renewed = self.shard(key).renew(key, token, tick, in_flight_ttl);
+        StoreFuture::ready(Ok(renewed))
+    }
 }
 
 impl Shard {
@@ -436,6 +448,19 @@ impl Shard {
         if let Some(at) = completed_at {
             slot.time = unix_nanos(at);
         }
+        true
+    }
+
+    /// Extends the live claim `token` holds on `key` to `ttl` from `tick`.
+    fn renew(&mut self, key: KeyHash, token: Token, tick: u64, ttl: Duration) -> bool {
+        let token = split(token);
+        let Some(slot) = self.find(key).and_then(|i| self.slots.get_mut(i)) else {
+            return false;
+        };
+        if slot.state != State::Claimed || slot.expires <= tick || slot.token != token {
+            return false;
+        }
+        slot.expires = tick.saturating_add(nanos(ttl));
         true
     }
 

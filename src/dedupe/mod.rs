@@ -4,12 +4,14 @@
 //! handler. A success marks the key done for the policy's window, so every later copy is answered
 //! without calling the handler; a failure, panic or cancellation releases the claim, so the
 //! provider's retry is processed. A copy that arrives while the first is still in the handler is
-//! answered `409 Conflict` with `Retry-After`. A claim expires on its own (its in-flight TTL) if
-//! the process dies mid-handler.
+//! answered `409 Conflict` with `Retry-After`. While the handler runs, the layer renews its
+//! claim every half in-flight TTL; a claim expires on its own (its in-flight TTL) only when the
+//! process died mid-handler.
 //!
 //! [`MemoryStore`] is the embedded default; `RedisStore` (feature `redis`) shares the state
 //! across a fleet.
 
+mod hold;
 mod key;
 mod memory;
 #[cfg(feature = "redis")]
@@ -28,6 +30,7 @@ pub use memory::MemoryStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStore;
 
+pub(crate) use hold::{hold, release_later};
 pub(crate) use key::delivery_key;
 
 use crate::BoxError;
@@ -137,6 +140,19 @@ pub trait DedupeStore: Send + Sync + 'static {
     /// still owned.
     fn release<'a>(&'a self, key: &'a str, token: Token, window: Duration)
         -> StoreFuture<'a, bool>;
+
+    /// Extends `key`'s claim to `in_flight_ttl` from now, if `token` still owns it (a live
+    /// claim: an expired one stays expired). Returns whether it did.
+    ///
+    /// The layer renews a claim every half `in_flight_ttl` while its handler runs, so that a
+    /// claim lapses only when its holder is gone (the process died), however long the handler
+    /// takes.
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        in_flight_ttl: Duration,
+    ) -> StoreFuture<'a, bool>;
 }
 
 /// The answer to [`DedupeStore::claim`].

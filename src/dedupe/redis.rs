@@ -72,9 +72,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// Renews a claim. `KEYS[1]`: the key. `ARGV`: token, in-flight TTL (ms). Returns 1 if the token
+/// owned the live claim (its TTL starts again), 0 otherwise (nothing changed).
+const RENEW_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] ~= 'f' or v[2] ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM_LUA));
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(COMPLETE_LUA));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
 
 /// A [`DedupeStore`] in Redis, shared by every instance of an application (feature `redis`).
 ///
@@ -322,6 +332,23 @@ impl DedupeStore for RedisStore {
                 .arg(ttl_millis(window));
             let value = self.run("release", invocation).await?;
             parse_bool(&value).ok_or_else(|| malformed("release", &value))
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        token: Token,
+        in_flight_ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::new(async move {
+            let mut invocation = RENEW.prepare_invoke();
+            invocation
+                .key(self.key(key))
+                .arg(token_arg(token).as_str())
+                .arg(ttl_millis(in_flight_ttl));
+            let value = self.run("renew", invocation).await?;
+            parse_bool(&value).ok_or_else(|| malformed("renew", &value))
         })
     }
 }
