@@ -8,7 +8,8 @@
 //! reference `standardwebhooks` crate), `peek-new`, `peek-serde` (one `peek` of the 2 KiB body
 //! for the Stripe preset's fields `type`, `created`, `id` per iteration, and the floor it is
 //! compared with: serde_json skipping the same body into `IgnoredAny`), `peek-50k` (the same
-//! `peek` of the 50 KiB event).
+//! `peek` of the 50 KiB event), `verify-twilio` and `verify-twilio-flood` (a Twilio form of 24
+//! parameters; a 1 MiB body of `a&a&…` under a signature that does not match).
 
 mod support;
 
@@ -137,6 +138,52 @@ fn verify(scheme: &str, n: u64) {
                 );
             }
         }
+        "twilio" | "twilio-flood" => twilio(scheme, n),
         other => panic!("unknown verify variant {other}"),
+    }
+}
+
+/// `n` checks of a Twilio form request: `twilio`, an SMS status callback of 24 parameters
+/// (signed, verifies); `twilio-flood`, a 1 MiB body of `a&a&…` under a well-formed signature
+/// that does not match (what any sender can make the server parse before the MAC).
+fn twilio(which: &str, n: u64) {
+    use std::hint::black_box;
+
+    use http::Uri;
+    use webhook_monitor::{
+        provider::{Scheme, SignedRequest, TwilioScheme},
+        testing,
+    };
+
+    const URL: &str = "https://example.com/twilio/sms";
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let uri = Uri::from_static("/twilio/sms");
+    let params: Vec<(String, String)> = (0..24)
+        .map(|i| {
+            (
+                format!("Param{i:02}"),
+                format!("value {i} +1 (415) 867-5309 café"),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let headers = testing::twilio_form("auth-token", URL, &pairs);
+    let body: Vec<u8> = match which {
+        "twilio" => pairs
+            .iter()
+            .map(|(k, v)| {
+                let v = v.replace('%', "%25").replace('+', "%2B").replace(' ', "+");
+                format!("{k}={}", v.replace('é', "%C3%A9"))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes(),
+        _ => b"a&".repeat(512 * 1024),
+    };
+    let scheme = TwilioScheme::new("auth-token", URL);
+    let request = SignedRequest::new(&headers, &uri, &body, now);
+    assert_eq!(scheme.verify(&request).is_ok(), which == "twilio");
+    for _ in 0..n {
+        black_box(scheme.verify(black_box(&request)).is_ok());
     }
 }
