@@ -467,6 +467,18 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_timestamp_is_told_only_to_a_valid_signature() {
+        let h = headers(Some(SIG), Some(TS));
+        for now in [1_700_000_301, 1_699_999_699] {
+            assert_eq!(
+                check(&scheme(), &h, b"{\"type\":2}", at(now)),
+                Err(SignatureError::Mismatch),
+                "at {now}"
+            );
+        }
+    }
+
+    #[test]
     fn other_key_and_rotation() {
         let now = at(1_700_000_000);
         let h = headers(Some(SIG), Some(TS));

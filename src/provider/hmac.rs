@@ -60,7 +60,10 @@ pub enum SignatureFormat {
 }
 
 /// A piece of the signed content, fed to the HMAC in order without building the string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` never prints a literal's text, which may be a URL with credentials in it
+/// (Square's notification URL): only its length.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Part {
     /// Fixed text, such as a separator (`.`) or the endpoint's public URL (Square).
@@ -71,6 +74,17 @@ pub enum Part {
     Header(HeaderName),
     /// The raw body.
     Body,
+}
+
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Literal(text) => write!(f, "Literal(<{} bytes>)", text.len()),
+            Self::Timestamp => f.write_str("Timestamp"),
+            Self::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            Self::Body => f.write_str("Body"),
+        }
+    }
 }
 
 impl Part {

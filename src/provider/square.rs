@@ -89,6 +89,20 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_the_notification_url() {
+        let scheme = HmacScheme::square(SECRET, "https://user:hunter2@hooks.example.com/square");
+        let policy = Policy::square(SECRET, "https://user:hunter2@hooks.example.com/square");
+        for text in [format!("{scheme:?}"), format!("{policy:?}")] {
+            assert!(
+                !text.contains("hunter2") && !text.contains("example.com"),
+                "{text}"
+            );
+            assert!(!text.contains(SECRET), "{text}");
+        }
+        assert!(format!("{scheme:?}").contains("Literal(<45 bytes>)"));
+    }
+
+    #[test]
     fn a8_sdk_vector_verifies() {
         assert_eq!(
             a8(&HmacScheme::square(A8_KEY, A8_URL), A8_SIGNATURE, A8_BODY),

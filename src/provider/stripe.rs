@@ -172,6 +172,30 @@ mod tests {
         );
     }
 
+    /// The MAC is checked before the timestamp's age: a sender without the secret learns
+    /// nothing from the reason, not even how far off our clock is.
+    #[test]
+    fn a_stale_timestamp_is_told_only_to_a_valid_signature() {
+        let forged = A3_HEADER.replace("v1=2220", "v1=3220");
+        for now in [A3_TS + 400, A3_TS - 400, A3_TS + 100] {
+            assert_eq!(
+                verify(
+                    &HmacScheme::stripe(A3_SECRET),
+                    &[("Stripe-Signature", &forged)],
+                    A3_BODY,
+                    now
+                ),
+                Err(SignatureError::Mismatch),
+                "at {now}"
+            );
+        }
+        let not_a_number = "t=+1533204620,v1=00";
+        assert_eq!(
+            check(&HmacScheme::stripe(SECRET), not_a_number),
+            Err(SignatureError::Malformed("timestamp is not a number"))
+        );
+    }
+
     #[test]
     fn a3_v0_signature_alone_is_not_accepted() {
         let v0_only = "t=1533204620,\
