@@ -113,7 +113,7 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
     let policy = Policy::custom("orders").watch(|w| w.consecutive_failures(3));
     let app = Router::new()
         .route("/webhooks/orders", post(handler))
-        .layer(WebhookMonitorLayer::new(policy, reporter));
+        .route_layer(WebhookMonitorLayer::new(policy, reporter));
 
     for status in [200, 200, 500, 503, 500, 200] {
         let req = Request::post("/webhooks/orders")

@@ -70,7 +70,7 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
 
     let app = Router::new()
         .route("/webhooks/demo", post(demo))
-        .layer(WebhookMonitorLayer::new(Policy::custom("demo"), reporter));
+        .route_layer(WebhookMonitorLayer::new(Policy::custom("demo"), reporter));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     eprintln!("serving on http://127.0.0.1:3000/webhooks/demo; Ctrl-C to stop");
     axum::serve(listener, app)

@@ -9,8 +9,11 @@ use crate::{provider::Source, report::Reporter, Policy, WebhookMonitor};
 /// The tower [`Layer`] that monitors a webhook route: buffers and limits the body, times the
 /// handler, classifies its answer and reports the delivery.
 ///
-/// Use it with axum's `Router::layer` or `route_layer`, or in any tower stack. Cloning it costs
-/// one reference-count bump. See the [crate docs](crate) for an example.
+/// Put it on the webhook route: axum's `Router::route_layer`, or `.layer(..)` on the route's
+/// `MethodRouter`; or in any tower stack. Not `Router::layer`, which also wraps the router's
+/// 404 fallback: every request to any path would be checked against this route's policy,
+/// answered `401` and reported as a rejected delivery (see the [crate docs](crate#wrap-the-webhook-route-not-the-router)).
+/// Cloning it costs one reference-count bump.
 #[derive(Clone)]
 pub struct WebhookMonitorLayer {
     shared: Arc<Shared>,

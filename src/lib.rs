@@ -54,9 +54,10 @@
 //! let policy = Policy::stripe(std::env::var("STRIPE_WEBHOOK_SECRET")?)
 //!     .timeout_budget(Duration::from_secs(5))
 //!     .dedupe(MemoryStore::new());
+//! // `route_layer`, not `layer`: `Router::layer` also wraps the 404 fallback (see below).
 //! let app = Router::new()
 //!     .route("/webhooks/stripe", post(handler))
-//!     .layer(WebhookMonitorLayer::new(policy, reporter));
+//!     .route_layer(WebhookMonitorLayer::new(policy, reporter));
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app)
@@ -67,6 +68,15 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Wrap the webhook route, not the router
+//!
+//! In axum, put the layer on the webhook route: `Router::route_layer`, or `.layer(..)` on the
+//! route's `MethodRouter` (`post(handler).layer(..)`). `Router::layer` also wraps the router's
+//! fallback, so every request to any path (a scanner probing `/wp-login.php`, a health check)
+//! would be verified against the route's policy, answered `401` instead of `404`, reported as
+//! a rejected delivery of that route, and feed its watchers (all deliveries rejected): someone
+//! gets paged for a scanner. With `route_layer`, an unmatched path is a plain `404`, unseen.
 //!
 //! # Features
 //!

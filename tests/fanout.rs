@@ -34,7 +34,7 @@ async fn app(reporter: Reporter) -> String {
                 }
             }),
         )
-        .layer(WebhookMonitorLayer::new(policy, reporter));
+        .route_layer(WebhookMonitorLayer::new(policy, reporter));
     format!("http://{}/hook", serve(router).await)
 }
 

@@ -324,7 +324,7 @@ async fn health_reports_export_the_reporter_and_sink_counters() {
     let policy = Policy::custom("health");
     let app = Router::new()
         .route("/hook", post(handler))
-        .layer(WebhookMonitorLayer::new(policy, reporter));
+        .route_layer(WebhookMonitorLayer::new(policy, reporter));
     // The worker is not running yet: one report fits the queue, two are dropped.
     for _ in 0..3 {
         assert_eq!(deliver(&app, &[], b"{}").await, StatusCode::OK);

@@ -523,3 +523,22 @@ async fn a_presets_body_fields_can_be_turned_off() {
         SignatureStatus::Verified { secret_index: 0 }
     );
 }
+
+/// Shopify's own `webhooks.validate` (shopify-app-js) refuses a delivery without any of these.
+#[test]
+fn testing_shopify_sends_every_header_shopifys_validate_requires() {
+    let headers = testing::shopify("shop-secret", b"{}", "w-1", "orders/create");
+    for name in [
+        "x-shopify-hmac-sha256",
+        "x-shopify-topic",
+        "x-shopify-api-version",
+        "x-shopify-shop-domain",
+        "x-shopify-webhook-id",
+    ] {
+        assert!(headers.contains_key(name), "{name}");
+    }
+    assert_eq!(
+        headers["x-shopify-shop-domain"],
+        testing::SHOPIFY_SHOP_DOMAIN
+    );
+}

@@ -183,13 +183,12 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_sink_that_never_returns_10_000_requests_all_complete() {
     let (reporter, guard) = Reporter::builder().queue_capacity(1024).spawn(Hangs);
-    let app =
-        Router::new()
-            .route("/hook", post(|| async { "ok" }))
-            .layer(WebhookMonitorLayer::new(
-                Policy::custom("hook"),
-                reporter.clone(),
-            ));
+    let app = Router::new()
+        .route("/hook", post(|| async { "ok" }))
+        .route_layer(WebhookMonitorLayer::new(
+            Policy::custom("hook"),
+            reporter.clone(),
+        ));
     let addr = common::serve(app).await;
     let url = format!("http://{addr}/hook");
     // 8 keep-alive connections, 1250 requests each. A hang guard, not a timed assertion.

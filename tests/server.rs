@@ -322,3 +322,51 @@ async fn route_layer_monitors_only_matched_routes() {
     assert_eq!(reports.len(), 1, "the 404 never reached the layer");
     assert_eq!(common::delivery(&reports[0]).outcome, Outcome::Success);
 }
+
+/// `route_layer` wraps the webhook route only: a scanner's request to any other path is a plain
+/// 404, never reported. `Router::layer` (the trap the docs warn about) would answer it 401 and
+/// report it as a rejected delivery of the route, feeding its all-rejected watcher.
+#[tokio::test]
+async fn an_unmatched_path_is_not_reported() {
+    let routes = || Router::new().route("/webhooks/stripe", post(|| async { "ok" }));
+    let probes = ["/wp-login.php", "/", "/webhooks/stripe/../admin", "/.env"];
+
+    let m = monitored(Policy::stripe("whsec_test"), routes()).await;
+    for path in probes {
+        let (status, _) = send(&m.url(path), full("{}"), &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // The route itself is still monitored: an unsigned delivery is refused and reported.
+    let (status, _) = send(&m.url("/webhooks/stripe"), full("{}"), &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    drop(m.reporter);
+    m.guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    let reports = m.sink.reports();
+    assert_eq!(
+        reports.len(),
+        1,
+        "only the webhook route's delivery: {reports:?}"
+    );
+    let only = common::delivery(&reports[0]);
+    assert_eq!(
+        only.outcome,
+        Outcome::Rejected(RejectReason::MissingSignature)
+    );
+
+    // The trap: `Router::layer` wraps the fallback too.
+    let (reporter, guard, sink) = common::memory_reporter();
+    let app = routes().layer(webhook_monitor::WebhookMonitorLayer::new(
+        Policy::stripe("whsec_test"),
+        reporter.clone(),
+    ));
+    let addr = common::serve(app).await;
+    let (status, _) = send(&format!("http://{addr}/wp-login.php"), full("{}"), &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a scanner, reported as a delivery"
+    );
+    drop(reporter);
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(sink.reports().len(), 1);
+}

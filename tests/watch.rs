@@ -73,7 +73,7 @@ impl Sim {
             .attempt(AttemptSource::count(Source::header("x-attempt")));
         let app = Router::new()
             .route("/hook", post(handler))
-            .layer(WebhookMonitorLayer::new(policy, reporter));
+            .route_layer(WebhookMonitorLayer::new(policy, reporter));
         Self {
             app,
             sink,

@@ -46,7 +46,7 @@ pub struct Monitored {
 
 pub async fn monitored(policy: Policy, routes: Router) -> Monitored {
     let (reporter, guard, sink) = memory_reporter();
-    let app = routes.layer(WebhookMonitorLayer::new(policy, reporter.clone()));
+    let app = routes.route_layer(WebhookMonitorLayer::new(policy, reporter.clone()));
     Monitored {
         addr: serve(app).await,
         sink,
