@@ -387,3 +387,82 @@ async fn shutdown_says_when_the_worker_is_gone() {
     );
     assert_eq!(reporter.stats().enqueued, 3);
 }
+
+/// A writer whose first write blocks the calling thread until `release` says so.
+struct BlocksOnce {
+    writing: Arc<std::sync::atomic::AtomicBool>,
+    release: std::sync::mpsc::Receiver<()>,
+    out: SharedBuf,
+}
+
+impl Write for BlocksOnce {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.writing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.release.recv();
+        }
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A JSON-lines writer that blocks (a full pipe, a paused terminal) holds no runtime thread:
+/// on a `current_thread` runtime, requests are still served while the write waits.
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocked_json_lines_writer_does_not_stall_the_runtime() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let (release, released_by) = std::sync::mpsc::channel();
+    let writing = Arc::new(AtomicBool::new(false));
+    let out = SharedBuf::default();
+    let sink = JsonLinesSink::new(BlocksOnce {
+        writing: Arc::clone(&writing),
+        release: released_by,
+        out: out.clone(),
+    });
+    let (reporter, guard) = Reporter::builder()
+        .linger(Duration::ZERO)
+        .health_interval(None)
+        .spawn(sink);
+    // A watchdog, so that a runtime stalled inside the write (the bug) ends the test anyway.
+    let released = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(Mutex::new(Some(release)));
+    let free = {
+        let (released, release) = (Arc::clone(&released), Arc::clone(&release));
+        move || {
+            if let Some(tx) = release.lock().unwrap().take() {
+                released.store(true, SeqCst);
+                let _ = tx.send(());
+            }
+        }
+    };
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn({
+        let free = free.clone();
+        move || {
+            if finished.recv_timeout(Duration::from_secs(5)).is_err() {
+                free();
+            }
+        }
+    });
+
+    deliver(&reporter, 1).await;
+    while !writing.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The write is blocked now; this runtime's only thread still serves a request.
+    deliver(&reporter, 1).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        !released.load(SeqCst),
+        "the runtime was stalled until the watchdog released the writer"
+    );
+    free();
+    let _ = done.send(());
+    drop(reporter);
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    watchdog.join().unwrap();
+    let lines = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+}

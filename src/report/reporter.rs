@@ -248,8 +248,10 @@ impl ReporterBuilder {
     pub const DEFAULT_BATCH_SIZE: usize = 512;
     /// Default [`linger`](Self::linger): 5 ms.
     pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
-    /// Default [`sink_timeout`](Self::sink_timeout): 10 s.
-    pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`sink_timeout`](Self::sink_timeout): 75 s, so that an HTTP sink on the
+    /// defaults (feature `http`) can retry for its whole retry window (60 s) plus one last
+    /// attempt (10 s) before its batch counts as failed.
+    pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(75);
     /// Default [`health_interval`](Self::health_interval): 60 s.
     pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(60);
 

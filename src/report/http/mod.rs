@@ -24,10 +24,13 @@
 //! or given up: while the backend is down it blocks, up to the retry window. Give it a queue of
 //! its own in a [`Fanout`](crate::report::Fanout) entry: reports wait there, bounded by
 //! [`SinkOptions::queue_capacity`](crate::report::SinkOptions::queue_capacity) (past it they
-//! are dropped and counted), while the other sinks go on; and set that entry's
-//! [`timeout`](crate::report::SinkOptions::timeout) (or the reporter's
-//! [`sink_timeout`](crate::report::ReporterBuilder::sink_timeout), for a sink on its own)
-//! above the retry window. A `send` cut short by a timeout counts its reports as failed.
+//! are dropped and counted), while the other sinks go on. The defaults agree: a batch retries
+//! for up to [`RetryPolicy::DEFAULT_WINDOW`] (60 s), each attempt bounded by
+//! [`HttpTransportBuilder::DEFAULT_TIMEOUT`] (10 s), within the reporter's default
+//! [`sink_timeout`](crate::report::ReporterBuilder::sink_timeout) (75 s). Raise a longer
+//! window's entry [`timeout`](crate::report::SinkOptions::timeout) (or the reporter's
+//! `sink_timeout`, for a sink on its own) above the window plus one attempt: a `send` cut
+//! short by the timeout counts its reports as failed while they were still being retried.
 //!
 //! # Counters
 //!

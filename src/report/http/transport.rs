@@ -33,6 +33,14 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 /// Bytes of a refusal's body quoted in the log.
 const QUOTED_BODY: usize = 256;
 
+// The defaults agree: a batch's last attempt starts within the retry window and ends within
+// its own timeout, before the reporter's sink timeout cuts it short (which would count the
+// batch failed while its retries were still going).
+const _: () = assert!(
+    RetryPolicy::DEFAULT_WINDOW.as_secs() + HttpTransportBuilder::DEFAULT_TIMEOUT.as_secs()
+        < crate::report::ReporterBuilder::DEFAULT_SINK_TIMEOUT.as_secs()
+);
+
 /// Longer waits are this long: `Instant + Duration` must not overflow.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
@@ -217,8 +225,10 @@ impl RetryPolicy {
     pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
     /// Default [`max_backoff`](Self::max_backoff): 30 s.
     pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-    /// Default [`window`](Self::window): 5 minutes.
-    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
+    /// Default [`window`](Self::window): 60 s. With the transport's default attempt timeout
+    /// (10 s), a batch's retries end within the reporter's default
+    /// [`sink_timeout`](crate::report::ReporterBuilder::sink_timeout) (75 s).
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
     /// Default [`open_after`](Self::open_after): 5 failed attempts.
     pub const DEFAULT_OPEN_AFTER: u32 = 5;
     /// Default [`probe_after`](Self::probe_after): 30 s.
