@@ -85,12 +85,20 @@ mod tests {
             key(&svix, Some("msg_1"), &[("svix-signature", "v1,x")]),
             "svix:id:msg_1"
         );
-        let checked_by_webhook_headers = key(
-            &svix,
-            Some("msg_1"),
-            &[("webhook-signature", "v1,x"), ("svix-signature", "v1,x")],
-        );
-        assert!(checked_by_webhook_headers.contains(BODY_SHA256));
+        // Checked with the `webhook-*` headers: `svix-id` is vouched for when it holds the
+        // signed `webhook-id`'s value (Svix sends both), and only then.
+        let both = [("webhook-signature", "v1,x"), ("svix-signature", "v1,x")];
+        let ids = |svix_id| {
+            [
+                both[0],
+                both[1],
+                ("webhook-id", "msg_1"),
+                ("svix-id", svix_id),
+            ]
+        };
+        assert_eq!(key(&svix, Some("msg_1"), &ids("msg_1")), "svix:id:msg_1");
+        assert!(key(&svix, Some("msg_2"), &ids("msg_2")).contains(BODY_SHA256));
+        assert!(key(&svix, Some("msg_1"), &both).contains(BODY_SHA256));
         // GitLab's token signs nothing; Mailgun signs its token, not its event data.
         assert!(key(&Policy::gitlab("t"), Some("idem-1"), &[]).contains(BODY_SHA256));
         let mailgun = Policy::mailgun("key");

@@ -361,12 +361,18 @@ impl Scheme for HmacScheme {
         })
     }
 
-    /// The body, when it is signed (every preset signs it), and the headers the signed content
-    /// names (Standard Webhooks' `webhook-id`).
-    fn covers(&self, source: &Source, _: &HeaderMap) -> bool {
+    /// The body, when it is signed (every preset signs it); the headers the signed content
+    /// names (Standard Webhooks' `webhook-id`); and a header that holds the very value of one of
+    /// those (Svix sends its id as `svix-id` and `webhook-id` alike, and signs one of them).
+    fn covers(&self, source: &Source, headers: &HeaderMap) -> bool {
         self.content.iter().any(|part| match (part, source) {
             (Part::Body, Source::Json(_)) => true,
-            (Part::Header(signed), Source::Header(name)) => signed == name,
+            (Part::Header(signed), Source::Header(name)) => {
+                signed == name
+                    || headers
+                        .get(name)
+                        .is_some_and(|value| headers.get(signed) == Some(value))
+            }
             _ => false,
         })
     }
