@@ -22,6 +22,9 @@ use webhook_monitor::{
 #[path = "../benches/support/hand.rs"]
 #[allow(unreachable_pub)]
 mod hand;
+#[path = "../benches/support/stripe.rs"]
+#[allow(unreachable_pub)]
+mod stripe;
 use hand::SECRET;
 
 /// A sink that takes every batch and does nothing with it.
@@ -58,13 +61,8 @@ async fn app(variant: &str) -> Router {
     };
     let plain = || Policy::custom("hook");
     // The generator signs each body once per run and sends a distinct id per request in a
-    // header: the same verification and dedupe work as a distinct body each time, without the
-    // generator hashing every body itself.
-    let stripe = || {
-        Policy::stripe(SECRET)
-            .rename("hook")
-            .delivery_id(webhook_monitor::provider::Source::header("x-delivery-id"))
-    };
+    // header (see `benches/support/stripe.rs`).
+    let stripe = || stripe::policy(SECRET);
     match variant {
         "bare" => route,
         "trace" => route.layer(tower_http::trace::TraceLayer::new_for_http()),

@@ -4,6 +4,7 @@
 
 mod event;
 mod hand;
+mod stripe;
 
 pub use event::stripe_event;
 
@@ -72,11 +73,7 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
     let policy = || Policy::custom("hook").timeout_budget(Duration::from_secs(10));
     let with_id = || policy().delivery_id(Source::header("x-delivery-id"));
     // As in the load harness: the Stripe preset, with the id read from the per-request header.
-    let stripe = || {
-        Policy::stripe(hand::SECRET)
-            .rename("hook")
-            .delivery_id(Source::header("x-delivery-id"))
-    };
+    let stripe = || stripe::policy(hand::SECRET);
     // The route behind the layer, reporting into a sink that only counts.
     let layered = |policy: Policy| {
         let (reporter, guard) = Reporter::spawn(Discard::default());
