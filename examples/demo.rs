@@ -144,8 +144,19 @@ struct Step {
     path: &'static str,
     body: Vec<u8>,
     give_up_after: Option<Duration>,
-    break_mid_body: bool,
+    mid_body: MidBody,
     signing: Signing,
+}
+
+/// What the sender does after the body's first chunk.
+#[derive(Clone, Copy, PartialEq)]
+enum MidBody {
+    /// Sends the rest at once.
+    Nothing,
+    /// Fails: the connection breaks.
+    Breaks,
+    /// Waits 700 ms, past the route's 500 ms budget, before the rest.
+    Stalls,
 }
 
 fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Step {
@@ -154,7 +165,7 @@ fn step(what: &'static str, path: &'static str, body: impl Into<Vec<u8>>) -> Ste
         path,
         body: body.into(),
         give_up_after: None,
-        break_mid_body: false,
+        mid_body: MidBody::Nothing,
         signing: Signing::Valid,
     }
 }
@@ -234,35 +245,53 @@ fn tour() -> Vec<Step> {
             )
         },
         Step {
-            break_mid_body: true,
+            mid_body: MidBody::Breaks,
             ..step(
                 "an order whose connection breaks mid-body",
                 ORDERS,
                 r#"{"order_id":"A-6","#,
             )
         },
+        Step {
+            mid_body: MidBody::Stalls,
+            ..step(
+                "an order whose sender stalls mid-body past the budget",
+                ORDERS,
+                r#"{"order_id":"A-7","items":[1]}"#,
+            )
+        },
     ]
 }
 
-/// The step's body: whole, or its bytes followed by a broken stream.
+/// The step's body: whole, or its first bytes followed by a broken stream or a long pause.
 fn body(step: &Step) -> Body {
     let data = Bytes::from(step.body.clone());
-    if !step.break_mid_body {
-        return Full::new(data)
-            .map_err(|never: Infallible| match never {})
-            .boxed();
-    }
-    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-        Ok(Frame::data(data)),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "sender crashed",
-        )),
-    ];
-    // The first chunk goes out; 50 ms later the sender fails and the client aborts the request,
-    // so the server sees the body break part-way.
-    let frames = futures_util::stream::iter(frames).then(|frame| async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let (pause, rest) = match step.mid_body {
+        MidBody::Nothing => {
+            return Full::new(data)
+                .map_err(|never: Infallible| match never {})
+                .boxed()
+        }
+        // 50 ms after the first chunk the sender fails and the client aborts the request, so
+        // the server sees the body break part-way.
+        MidBody::Breaks => (
+            Duration::from_millis(50),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "sender crashed",
+            )),
+        ),
+        // The rest comes 700 ms later: the layer has answered 408 at the route's deadline.
+        MidBody::Stalls => (Duration::from_millis(700), Ok(Frame::data(data.slice(8..)))),
+    };
+    let first = match step.mid_body {
+        MidBody::Stalls => data.slice(..8),
+        _ => data,
+    };
+    let frames =
+        futures_util::stream::iter([(Duration::ZERO, Ok(Frame::data(first))), (pause, rest)]);
+    let frames = frames.then(|(wait, frame)| async move {
+        tokio::time::sleep(wait).await;
         frame
     });
     BodyExt::boxed(StreamBody::new(frames))
@@ -326,7 +355,7 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
                     Ok(res) => res?.status().to_string(),
                     Err(_) => "no answer (client hung up)".to_owned(),
                 },
-                None if s.break_mid_body => match call.await {
+                None if s.mid_body != MidBody::Nothing => match call.await {
                     Ok(res) => res.status().to_string(),
                     Err(_) => "no answer (request aborted)".to_owned(),
                 },

@@ -61,6 +61,13 @@ async fn handler(body: Bytes) -> StatusCode {
     StatusCode::OK
 }
 
+/// A handler that waits once before answering, as one that does any I/O does: the layer then
+/// holds its dedupe claim across a wait (and arms the claim's renewal timer).
+async fn yielding(body: Bytes) -> StatusCode {
+    tokio::task::yield_now().await;
+    handler(body).await
+}
+
 /// The 2 KiB body every in-process request carries: a Stripe-like event, as the load harness
 /// sends.
 pub fn payload() -> Bytes {
@@ -118,6 +125,13 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
         }
         "stripe" => layered(stripe()),
         "full" => layered(stripe().dedupe(MemoryStore::new())),
+        // The same with a handler that waits once.
+        "full-yield" => {
+            let (reporter, guard) = Reporter::spawn(Discard::default());
+            let layer = WebhookMonitorLayer::new(stripe().dedupe(MemoryStore::new()), reporter);
+            let router = Router::new().route("/hook", post(yielding)).layer(layer);
+            (router, Some(guard))
+        }
         "hand" => return (hand::router(), None),
         other => panic!(
             "unknown variant {other}; one of {VARIANTS:?}, {STRIPE_VARIANTS:?} or {DEDUPE_VARIANTS:?}"

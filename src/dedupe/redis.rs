@@ -99,11 +99,11 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
 /// A delivery's key is stored at `prefix + key` (see [`key_prefix`](Self::key_prefix)) as a
 /// small hash, whose Redis TTL is the state's lifetime:
 ///
-/// | state     | fields                               | TTL                            |
-/// |-----------|--------------------------------------|--------------------------------|
-/// | in flight | owner token, attempts, first seen    | the claim's `in_flight_ttl`    |
-/// | released  | attempts, first seen                 | the `window` given to release  |
-/// | done      | attempts, first seen, completed at   | the `window` given to complete |
+/// | state     | fields                               | TTL                                             |
+/// |-----------|--------------------------------------|-------------------------------------------------|
+/// | in flight | owner token, attempts, first seen    | `in_flight_ttl`, renewed while the handler runs |
+/// | released  | attempts, first seen                 | the `window` given to release                   |
+/// | done      | attempts, first seen, completed at   | the `window` given to complete                  |
 ///
 /// The times stored are the `now` values the layer passes (milliseconds since the Unix epoch),
 /// so every instance reads back the same first-seen and completed-at times; expiry is Redis's
@@ -123,7 +123,8 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
 /// operations fail fast with the connection error; once it is back, the same store works again.
 ///
 /// An operation that timed out may still have been applied by Redis: a claim that timed out
-/// can hold the key until its `in_flight_ttl` expires unless the same token releases it.
+/// can hold the key until its `in_flight_ttl` expires unless the same token releases it, which
+/// the layer does (on a fail-open route after the handler, on a fail-closed one at once).
 ///
 /// # Example
 ///
