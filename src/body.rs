@@ -5,6 +5,7 @@ use std::{
     future::{poll_fn, Future},
     pin::{pin, Pin},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::{Buf, BufMut, Bytes};
@@ -81,7 +82,7 @@ pub(crate) enum BodyError {
 const FIRST_CAPACITY: usize = 16 * 1024;
 
 /// Reads a whole body, failing as soon as it exceeds `limit` bytes (inclusive limit), or when
-/// `deadline` passes first (`None`: no deadline).
+/// `timeout` has passed since `from` (`Duration::MAX`: never).
 ///
 /// A body that arrives as one data frame is returned as that frame's `Bytes`, without a copy;
 /// only a body of several frames is gathered into one buffer. This is what
@@ -95,7 +96,8 @@ const FIRST_CAPACITY: usize = 16 * 1024;
 pub(crate) async fn read_body<B>(
     body: B,
     limit: usize,
-    deadline: Option<Instant>,
+    from: Instant,
+    timeout: Duration,
 ) -> Result<Bytes, BodyError>
 where
     B: Body,
@@ -118,7 +120,8 @@ where
             if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
                 return Poll::Ready(Some(frame));
             }
-            let Some(deadline) = deadline else {
+            // The deadline is worked out only now: a body already in never needs it.
+            let Some(deadline) = from.checked_add(timeout) else {
                 return Poll::Pending;
             };
             let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -151,6 +154,11 @@ where
             gathered = Some(buf);
         } else {
             first = Some(data.copy_to_bytes(n));
+        }
+        // A body that knows it is over (a `Content-Length` reached, a single-frame body) is not
+        // polled once more just to say so.
+        if body.is_end_stream() {
+            break;
         }
     }
     Ok(match gathered {
@@ -202,8 +210,6 @@ fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 mod tests {
     use std::{collections::VecDeque, fmt};
 
-    use std::time::Duration;
-
     use http_body_util::{BodyExt, Full, Limited, StreamBody};
 
     use super::*;
@@ -232,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn single_frame_is_not_copied() {
         let data = Bytes::from(vec![7u8; 2048]);
-        let out = read_body(Full::new(data.clone()), 4096, None)
+        let out = read_body(Full::new(data.clone()), 4096, Instant::now(), Duration::MAX)
             .await
             .unwrap();
         assert_eq!(out.as_ptr(), data.as_ptr(), "same buffer, no copy");
@@ -240,14 +246,20 @@ mod tests {
 
     #[tokio::test]
     async fn frames_are_gathered_and_limit_is_inclusive() {
-        let out = read_body(Chunks::new(100, 3), 100, None).await.unwrap();
-        assert_eq!(out.len(), 100);
-        let err = read_body(Chunks::new(101, 3), 100, None).await.unwrap_err();
-        assert!(matches!(err, BodyError::TooLarge { read: 101 }), "{err:?}");
-        assert!(read_body(Chunks::new(0, 3), 0, None)
+        let out = read_body(Chunks::new(100, 3), 100, Instant::now(), Duration::MAX)
             .await
-            .unwrap()
-            .is_empty());
+            .unwrap();
+        assert_eq!(out.len(), 100);
+        let err = read_body(Chunks::new(101, 3), 100, Instant::now(), Duration::MAX)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { read: 101 }), "{err:?}");
+        assert!(
+            read_body(Chunks::new(0, 3), 0, Instant::now(), Duration::MAX)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -266,7 +278,9 @@ mod tests {
         }
         let outer = Limited::new(Chunks::new(50, 10), 20);
         let wrapped = outer.map_err(Wrapper);
-        let err = read_body(wrapped, 1000, None).await.unwrap_err();
+        let err = read_body(wrapped, 1000, Instant::now(), Duration::MAX)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { .. }), "{err:?}");
     }
 
@@ -277,7 +291,9 @@ mod tests {
             Err(std::io::Error::other("connection reset")),
         ];
         let body = StreamBody::new(futures_util::stream::iter(frames));
-        let err = read_body(body, 1000, None).await.unwrap_err();
+        let err = read_body(body, 1000, Instant::now(), Duration::MAX)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::Read { read: 3, .. }), "{err:?}");
     }
 
@@ -334,18 +350,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out_at_its_deadline() {
         let start = Instant::now();
-        let deadline = start + Duration::from_secs(10);
-        let err = read_body(stalled(b"abc"), 1000, Some(deadline))
+        let timeout = Duration::from_secs(10);
+        let err = read_body(stalled(b"abc"), 1000, start, timeout)
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TimedOut { read: 3 }), "{err:?}");
-        assert_eq!(
-            Instant::now(),
-            deadline,
-            "answered at the deadline, not later"
-        );
+        let now = Instant::now();
+        assert_eq!(now, start + timeout, "answered at the deadline, not later");
         // A body already in needs no timer, even with a deadline in the past.
-        let out = read_body(Full::new(Bytes::from_static(b"x")), 10, Some(start)).await;
+        let out = read_body(
+            Full::new(Bytes::from_static(b"x")),
+            10,
+            start,
+            Duration::ZERO,
+        )
+        .await;
         assert_eq!(out.unwrap(), "x");
     }
 

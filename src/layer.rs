@@ -1,6 +1,6 @@
 //! [`WebhookMonitorLayer`].
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) reads_headers: bool,
     /// Whether any of them comes from a body field.
     pub(crate) reads_body: bool,
+    /// The policy's body timeout, worked out once.
+    pub(crate) body_timeout: Duration,
 }
 
 impl WebhookMonitorLayer {
@@ -42,12 +44,14 @@ impl WebhookMonitorLayer {
         );
         let reads_headers = policy.sources().any(|s| matches!(s, Source::Header(_)));
         let reads_body = policy.sources().any(|s| matches!(s, Source::Json(_)));
+        let body_timeout = policy.body_timeout_or_default();
         Self {
             shared: Arc::new(Shared {
                 policy,
                 reporter,
                 reads_headers,
                 reads_body,
+                body_timeout,
             }),
         }
     }

@@ -11,6 +11,7 @@ use std::{
 use tokio::time::{Instant, Sleep};
 
 use super::{DedupeStore, StoreFuture, Token};
+use crate::Policy;
 
 /// What happened to a claim while [`hold`] held it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,27 +23,23 @@ pub(crate) struct Held {
     pub(crate) unavailable: bool,
 }
 
-/// Runs `work` while holding the claim `token` has on `key`, claimed at `claimed_at` for
-/// `ttl`: renews it every half `ttl` for as long as `work` runs, so that the claim outlives it.
+/// Runs `work` while holding `claim` (its key and owner token) in `policy`'s store: renews it
+/// every half in-flight TTL for as long as `work` runs, so that the claim outlives it.
 ///
-/// Costs nothing when `work` is ready at once; otherwise one timer, armed at the first wait. A
-/// renewal runs beside `work`, never in its way: `work` is polled first on every wake-up.
+/// Costs one poll when `work` is ready at once. Otherwise, at the first wait, it reads the
+/// clock and boxes a timer (the first renewal is due half a TTL later: the claim was made just
+/// before). Everything else stays out of line, so that the caller's future, which holds this
+/// one across the handler's wait, stays small. A renewal runs beside `work`, never in its way:
+/// `work` is polled first on every wake-up.
 pub(crate) fn hold<'a, F: Future>(
     work: F,
-    store: &'a dyn DedupeStore,
-    key: &'a str,
-    token: Token,
-    ttl: Duration,
-    claimed_at: Instant,
+    claim: &'a (String, Token),
+    policy: &'a Policy,
 ) -> Hold<'a, F> {
     Hold {
         work,
-        store,
-        key,
-        token,
-        ttl,
-        first: claimed_at + ttl / 2,
-        timer: None,
+        claim,
+        policy,
         renewal: None,
         held: Held::default(),
     }
@@ -53,15 +50,19 @@ pin_project_lite::pin_project! {
     pub(crate) struct Hold<'a, F> {
         #[pin]
         work: F,
-        store: &'a dyn DedupeStore,
-        key: &'a str,
-        token: Token,
-        ttl: Duration,
-        // When the first renewal is due.
-        first: Instant,
-        timer: Option<Pin<Box<Sleep>>>,
-        renewal: Option<StoreFuture<'a, bool>>,
+        claim: &'a (String, Token),
+        policy: &'a Policy,
+        renewal: Option<Pin<Box<Renewal<'a>>>>,
         held: Held,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The timer of the next renewal, and the renewal under way.
+    struct Renewal<'a> {
+        #[pin]
+        timer: Sleep,
+        pending: Option<StoreFuture<'a, bool>>,
     }
 }
 
@@ -73,28 +74,36 @@ impl<F: Future> Future for Hold<'_, F> {
         if let Poll::Ready(output) = this.work.poll(cx) {
             return Poll::Ready((output, *this.held));
         }
+        let Some(store) = &this.policy.dedupe else {
+            return Poll::Pending;
+        };
+        let ttl = this.policy.in_flight_ttl;
+        let renewal = this.renewal.get_or_insert_with(|| {
+            Box::pin(Renewal {
+                timer: tokio::time::sleep(ttl / 2),
+                pending: None,
+            })
+        });
+        let mut renewal = renewal.as_mut().project();
         loop {
-            if let Some(pending) = this.renewal {
+            if let Some(pending) = renewal.pending {
                 match Pin::new(pending).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(true)) => {}
                     Poll::Ready(Ok(false)) => this.held.lost = true,
                     Poll::Ready(Err(_)) => this.held.unavailable = true,
                 }
-                *this.renewal = None;
+                *renewal.pending = None;
             }
             if this.held.lost {
                 return Poll::Pending; // nothing left to renew
             }
-            let first = *this.first;
-            let timer = this
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(first)));
-            if timer.as_mut().poll(cx).is_pending() {
+            if renewal.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            timer.as_mut().reset(Instant::now() + *this.ttl / 2);
-            *this.renewal = Some(this.store.renew(this.key, *this.token, *this.ttl));
+            renewal.timer.as_mut().reset(Instant::now() + ttl / 2);
+            let (key, token) = *this.claim;
+            *renewal.pending = Some(store.renew(key, *token, ttl));
         }
     }
 }
@@ -123,15 +132,22 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(10);
 
-    #[tokio::test(start_paused = true)]
-    async fn a_claim_outlives_a_handler_that_runs_past_its_ttl() {
-        let store = MemoryStore::new();
+    /// A policy deduping in `store` with [`TTL`], and a claim of `k` by a fresh token.
+    async fn claimed(store: &MemoryStore) -> (Policy, (String, Token)) {
+        let policy = Policy::custom("r").dedupe(store.clone()).in_flight_ttl(TTL);
         let token = Token::random();
         let claim = store
             .claim("k", token, TTL, SystemTime::now())
             .await
             .unwrap();
         assert!(matches!(claim, Claim::Claimed { .. }));
+        (policy, ("k".to_owned(), token))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_outlives_a_handler_that_runs_past_its_ttl() {
+        let store = MemoryStore::new();
+        let (policy, claim) = claimed(&store).await;
         let work = async {
             // Six TTLs: the claim would have lapsed five times over without renewals.
             tokio::time::sleep(TTL * 6).await;
@@ -141,7 +157,7 @@ mod tests {
                 .await
                 .unwrap()
         };
-        let (copy, held) = hold(work, &store, "k", token, TTL, Instant::now()).await;
+        let (copy, held) = hold(work, &claim, &policy).await;
         assert_eq!(copy, Claim::InFlight { attempts: 1 });
         assert_eq!(held, Held::default());
         // Once the work is over, nothing renews it: it lapses a TTL after the last renewal.
@@ -155,14 +171,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_claim_lost_meanwhile_is_said() {
         let store = MemoryStore::new();
-        let token = Token::random();
-        store
-            .claim("k", token, TTL, SystemTime::now())
-            .await
-            .unwrap();
+        let (policy, (key, _)) = claimed(&store).await;
         // Someone else's token: the first renewal finds the claim not ours.
-        let work = tokio::time::sleep(TTL);
-        let (_, held) = hold(work, &store, "k", Token::random(), TTL, Instant::now()).await;
+        let not_ours = (key, Token::random());
+        let (_, held) = hold(tokio::time::sleep(TTL), &not_ours, &policy).await;
         assert_eq!(
             held,
             Held {
@@ -172,19 +184,13 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn work_ready_at_once_arms_no_timer() {
         let store = MemoryStore::new();
-        // A zero TTL would renew in a tight loop if a timer were armed.
-        let (out, held) = hold(
-            async { 7 },
-            &store,
-            "k",
-            Token::random(),
-            Duration::ZERO,
-            Instant::now(),
-        )
-        .await;
+        let (policy, claim) = claimed(&store).await;
+        let start = Instant::now();
+        let (out, held) = hold(async { 7 }, &claim, &policy).await;
         assert_eq!((out, held), (7, Held::default()));
+        assert_eq!(Instant::now(), start);
     }
 }
