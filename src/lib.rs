@@ -113,6 +113,13 @@ mod service;
 pub mod testing;
 pub mod watch;
 
+// The fuzz targets' door to the parsers they exercise. Compiled only under `--cfg fuzzing`,
+// which `cargo fuzz` sets; never part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs, unreachable_pub)]
+pub mod fuzzing;
+
 pub use body::WebhookBody;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

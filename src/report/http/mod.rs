@@ -92,6 +92,8 @@ pub use healthchecks::HealthchecksSink;
 pub use json::JsonHttpSink;
 pub use seiri::{SeiriMode, SeiriSink};
 pub use slack::SlackSink;
+#[cfg(fuzzing)]
+pub(crate) use transport::retry_after;
 pub use transport::{HttpTransport, HttpTransportBuilder, RetryPolicy};
 
 use crate::{BoxError, Outcome};

@@ -665,7 +665,7 @@ async fn drain(mut response: reqwest::Response, keep: usize) -> Vec<u8> {
 }
 
 /// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -710,6 +710,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(header("soon"), None);
+        // Found by fuzzing (the oracle's mistake, not the parser's): a value that is not
+        // visible ASCII, here a no-break space after the number, is not read.
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_bytes(b" 2\xc2\xa0").unwrap());
+        assert_eq!(retry_after(&headers), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }
