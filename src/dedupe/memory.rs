@@ -436,13 +436,9 @@ impl Shard {
         state: State,
         completed_at: Option<SystemTime>,
     ) -> bool {
-        let token = split(token);
-        let Some(slot) = self.find(key).and_then(|i| self.slots.get_mut(i)) else {
+        let Some(slot) = self.live_claim(key, token, tick) else {
             return false;
         };
-        if slot.state != State::Claimed || slot.expires <= tick || slot.token != token {
-            return false;
-        }
         slot.state = state;
         slot.expires = tick.saturating_add(nanos(window));
         if let Some(at) = completed_at {
@@ -453,15 +449,19 @@ impl Shard {
 
     /// Extends the live claim `token` holds on `key` to `ttl` from `tick`.
     fn renew(&mut self, key: KeyHash, token: Token, tick: u64, ttl: Duration) -> bool {
-        let token = split(token);
-        let Some(slot) = self.find(key).and_then(|i| self.slots.get_mut(i)) else {
+        let Some(slot) = self.live_claim(key, token, tick) else {
             return false;
         };
-        if slot.state != State::Claimed || slot.expires <= tick || slot.token != token {
-            return false;
-        }
         slot.expires = tick.saturating_add(nanos(ttl));
         true
+    }
+
+    /// `key`'s slot, if `token` holds a live claim on it.
+    fn live_claim(&mut self, key: KeyHash, token: Token, tick: u64) -> Option<&mut Slot> {
+        let token = split(token);
+        let slot = self.find(key).and_then(|i| self.slots.get_mut(i))?;
+        let live = slot.state == State::Claimed && slot.expires > tick && slot.token == token;
+        live.then_some(slot)
     }
 
     /// Adds a slot for a key not in the shard, evicting one if the shard is full.
