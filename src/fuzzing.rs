@@ -32,7 +32,7 @@ pub fn covers(policy: &Policy, source: &Source, headers: &HeaderMap) -> Option<b
 
 /// The dedupe store key of a delivery with `id`.
 pub fn delivery_key(policy: &Policy, id: Option<&str>, headers: &HeaderMap, body: &[u8]) -> String {
-    crate::dedupe::delivery_key(policy, id, headers, body)
+    crate::dedupe::delivery_key(policy, id, None, headers, body)
 }
 
 /// The scalars at four paths, as `serde_json` values (to compare with `serde_json`'s own).

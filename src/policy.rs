@@ -506,6 +506,8 @@ pub enum FingerprintAlgorithm {
     /// XXH3, 128 bits: fast (a few hundred nanoseconds for 2 KiB), not cryptographic.
     #[default]
     Xxh3_128,
-    /// SHA-256: cryptographic, about 1.3 µs for 2 KiB.
+    /// SHA-256: cryptographic, about 1.3 µs for 2 KiB. A route that dedupes by its body (see
+    /// [`DedupeKey`](crate::dedupe::DedupeKey)) keys on this digest instead of hashing the body
+    /// a second time.
     Sha256,
 }

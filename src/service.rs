@@ -184,7 +184,14 @@ where
         // 5. Claim the delivery, so that only one copy reaches the handler.
         if let Some(store) = &shared.policy.dedupe {
             let policy = &shared.policy;
-            let key = dedupe::delivery_key(policy, rec.delivery().id(), &parts.headers, &bytes);
+            let d = rec.delivery();
+            let key = dedupe::delivery_key(
+                policy,
+                d.id(),
+                d.fingerprint.as_ref(),
+                &parts.headers,
+                &bytes,
+            );
             let token = Token::random();
             let now = rec.delivery().received_at;
             match store.claim(&key, token, policy.in_flight_ttl, now).await {

@@ -184,13 +184,24 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn work_ready_at_once_arms_no_timer() {
+    /// Polls `work` under [`hold`] once; whether it finished, and whether a timer was armed.
+    fn poll_once<F: Future>(work: F, claim: &(String, Token), policy: &Policy) -> (bool, bool) {
+        let mut held = std::pin::pin!(hold(work, claim, policy));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let ready = held.as_mut().poll(&mut cx).is_ready();
+        (ready, held.as_ref().get_ref().renewal.is_some())
+    }
+
+    #[tokio::test]
+    async fn a_timer_is_armed_only_for_work_that_waits() {
         let store = MemoryStore::new();
         let (policy, claim) = claimed(&store).await;
-        let start = Instant::now();
-        let (out, held) = hold(async { 7 }, &claim, &policy).await;
-        assert_eq!((out, held), (7, Held::default()));
-        assert_eq!(Instant::now(), start);
+        assert_eq!(poll_once(async { 7 }, &claim, &policy), (true, false));
+        let waits = std::future::pending::<()>();
+        assert_eq!(poll_once(waits, &claim, &policy), (false, true));
+        // A policy without a store has nothing to renew.
+        let no_store = Policy::custom("r");
+        let waits = std::future::pending::<()>();
+        assert_eq!(poll_once(waits, &claim, &no_store), (false, false));
     }
 }

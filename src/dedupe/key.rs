@@ -5,7 +5,7 @@ use http::HeaderMap;
 use sha2::Digest as _;
 
 use super::DedupeKey;
-use crate::Policy;
+use crate::{Fingerprint, Policy};
 
 /// The store key of a delivery: the route's name and its delivery id when the route's scheme
 /// vouches for the id, the route's name and the body's SHA-256 otherwise.
@@ -13,9 +13,14 @@ use crate::Policy;
 /// An id the signature does not cover (a header the scheme does not sign) is attacker's data:
 /// keyed on it, a signed body replayed under a fresh id would run again, and leave a new key
 /// behind each time. A route without a scheme verifies nothing and trusts its ids.
+///
+/// The body's SHA-256 is the delivery's `fingerprint` when that is one (the policy's
+/// [`FingerprintAlgorithm::Sha256`](crate::FingerprintAlgorithm::Sha256)): the body is not
+/// hashed twice.
 pub(crate) fn delivery_key(
     policy: &Policy,
     id: Option<&str>,
+    fingerprint: Option<&Fingerprint>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> String {
@@ -29,7 +34,13 @@ pub(crate) fn delivery_key(
     };
     match id.filter(|_| policy.dedupe_key == DedupeKey::DeliveryId && vouched(policy, headers)) {
         Some(id) => join(":id:", id),
-        None => join(":sha256:", &hex::encode(sha2::Sha256::digest(body))),
+        None => {
+            let digest: [u8; 32] = match fingerprint {
+                Some(Fingerprint::Sha256(digest)) => *digest,
+                _ => sha2::Sha256::digest(body).into(),
+            };
+            join(":sha256:", &hex::encode(digest))
+        }
     }
 }
 
@@ -55,7 +66,7 @@ mod tests {
             .iter()
             .map(|(n, v)| (http::HeaderName::from_static(n), v.parse().unwrap()))
             .collect();
-        delivery_key(policy, id, &headers, BODY)
+        delivery_key(policy, id, None, &headers, BODY)
     }
 
     #[test]
@@ -105,6 +116,24 @@ mod tests {
         assert_eq!(key(&mailgun, Some("tok"), &[]), "mailgun:id:tok");
         let by_event_id = mailgun.delivery_id(Source::json(&["event-data", "id"]));
         assert!(key(&by_event_id, Some("ev"), &[]).contains(BODY_SHA256));
+    }
+
+    #[test]
+    fn a_sha256_fingerprint_is_the_digest_not_hashed_again() {
+        let github = Policy::github("secret");
+        let headers = HeaderMap::new();
+        let from_body = key(&github, Some("guid-1"), &[]);
+        let fingerprint = Fingerprint::of(crate::FingerprintAlgorithm::Sha256, BODY);
+        let reused = delivery_key(&github, Some("guid-1"), Some(&fingerprint), &headers, BODY);
+        assert_eq!(reused, from_body);
+        // The fingerprint is taken as it is: the body is not read again.
+        let other = Fingerprint::of(crate::FingerprintAlgorithm::Sha256, b"another body");
+        let taken = delivery_key(&github, Some("guid-1"), Some(&other), &headers, BODY);
+        assert_ne!(taken, from_body);
+        // An XXH3 fingerprint is no digest: the body is hashed.
+        let xxh3 = Fingerprint::of(crate::FingerprintAlgorithm::Xxh3_128, BODY);
+        let hashed = delivery_key(&github, Some("guid-1"), Some(&xxh3), &headers, BODY);
+        assert_eq!(hashed, from_body);
     }
 
     #[test]

@@ -354,7 +354,7 @@ const MAX_FORM_PARAMS: usize = 1000;
 ///
 /// Decoded by hand rather than with `form_urlencoded`, which decodes each piece in two passes
 /// (`+`, then `%XX`) with two allocations: verifying a 24-parameter Twilio form cost 98,807
-/// instructions with it and 71,652 with [`form_decode`] (callgrind, `verify-twilio`).
+/// instructions with it and 71,126 with [`form_decode`] (callgrind, `verify-twilio`).
 ///
 /// # Errors
 ///

@@ -62,14 +62,20 @@ fn guarded<T>(
     match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(panic) => {
-            counter.fetch_add(1, Relaxed);
-            warn_panic(&*panic, what, warnings);
+            caught(&*panic, counter, what, warnings);
             None
         }
     }
 }
 
-fn warn_panic(panic: &(dyn std::any::Any + Send), what: &'static str, warnings: &mut Warnings) {
+/// Counts a caught panic in `counter` and logs it, at most once per interval.
+fn caught(
+    panic: &(dyn std::any::Any + Send),
+    counter: &std::sync::atomic::AtomicU64,
+    what: &'static str,
+    warnings: &mut Warnings,
+) {
+    counter.fetch_add(1, Relaxed);
     if warnings.due() {
         let message = panic_message(panic).unwrap_or(Cow::Borrowed("(not a string)"));
         tracing::error!(
@@ -165,8 +171,8 @@ pub(super) async fn run<K: Sink>(
         None => Some(close.await),
     };
     if let Some(Err(panic)) = &closed {
-        shared.counters.sink_panics.fetch_add(1, Relaxed);
-        warn_panic(&**panic, "a sink's close", &mut warnings);
+        let panics = &shared.counters.sink_panics;
+        caught(&**panic, panics, "a sink's close", &mut warnings);
     }
     let _ = done.send(match closed {
         Some(_) => Closed::Drained,
@@ -257,16 +263,13 @@ async fn deliver<K: Sink>(
             None
         }
         Ok(Ok(Err(error))) => Some(Failure::Error(error)),
-        Ok(Err(panic)) => {
-            counters.sink_panics.fetch_add(1, Relaxed);
-            Some(Failure::Panic(panic))
-        }
+        Ok(Err(panic)) => Some(Failure::Panic(panic)),
         Err(_) => Some(Failure::TimedOut),
     };
     if let Some(failure) = failure {
         counters.failed.fetch_add(n, Relaxed);
         match failure {
-            Failure::Panic(panic) => warn_panic(&*panic, "the sink", warnings),
+            Failure::Panic(panic) => caught(&*panic, &counters.sink_panics, "the sink", warnings),
             Failure::Error(error) if warnings.due() => tracing::warn!(
                 target: "webhook_monitor::report",
                 %error, reports = n, "sink failed; reports lost"
