@@ -10,24 +10,26 @@
 
 mod support;
 
-#[path = "../src/provider/peek.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod peek;
+#[path = "../src/json/mod.rs"]
+#[allow(dead_code, unreachable_pub, unused_imports)]
+mod json;
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use json::{peek, JsonPointer};
 
 /// The Stripe preset's fields.
-const PATHS: [&[&str]; 3] = [&["type"], &["created"], &["id"]];
+const PATHS: [&str; 3] = ["/type", "/created", "/id"];
 
 fn bench_peek(c: &mut Criterion) {
     let bodies = [
         ("stripe_2KiB", support::stripe_event(2 * 1024)),
         ("stripe_50KiB", support::stripe_event(50 * 1024)),
     ];
+    let pointers = PATHS.map(|p| JsonPointer::parse(p).expect("valid"));
     for (name, body) in &bodies {
-        let [ty, _, id] = peek::peek(body, PATHS).expect("valid");
+        let [ty, _, id] = peek::peek(body, pointers.each_ref().map(Some)).expect("valid");
         assert!(ty.is_some() && id.is_some(), "{name}: fields found");
         let mut group = c.benchmark_group(format!("peek_{name}"));
         group.throughput(Throughput::Bytes(body.len() as u64));
@@ -37,7 +39,7 @@ fn bench_peek(c: &mut Criterion) {
             })
         });
         group.bench_function("peek_type_created_id", |b| {
-            b.iter(|| peek::peek(black_box(body), PATHS).expect("valid"))
+            b.iter(|| peek::peek(black_box(body), pointers.each_ref().map(Some)).expect("valid"))
         });
         group.finish();
     }

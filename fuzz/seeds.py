@@ -227,9 +227,9 @@ def main():
         "verify": requests(),
         "request": requests(),
         "peek": {
-            "stripe_a3": b"id;type;created;data.object.id\n" + STRIPE_BODY.encode(),
-            "razorpay_a10": b"event;payload.payment.entity.id;created_at;contains\n" + RAZORPAY_BODY.encode(),
-            "escapes": b'id;\\u0074ype;a.b;\n{"id":"\\u00e9v\\"t","type":-0,"a":{"b":1e5,"b":[1,{"c":2}]}}',
+            "stripe_a3": b"/id;/type;/created;/data/object/id\n" + STRIPE_BODY.encode(),
+            "razorpay_a10": b"/event;/payload/payment/entity/id;/created_at;/contains/0\n" + RAZORPAY_BODY.encode(),
+            "escapes": b'/id;/\\u0074ype;/a/b/1/c;\n{"id":"\\u00e9v\\"t","type":-0,"a":{"b":1e5,"b":[1,{"c":2}]}}',
         },
         "payload": {
             "stripe_a3": b"json depth:32 max:100000 require:/data/object/id notnull:/data/object/email "

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::{
     body::BodyError,
-    provider::{peek::Scalar, SignatureError, SignedRequest, Source, Verified},
+    json::{peek::Scalar, JsonPointer},
+    provider::{SignatureError, SignedRequest, Source, Verified},
     BoxError, Policy,
 };
 
@@ -35,21 +36,28 @@ pub fn delivery_key(policy: &Policy, id: Option<&str>, headers: &HeaderMap, body
     crate::dedupe::delivery_key(policy, id, None, headers, body)
 }
 
-/// The scalars at four paths, as `serde_json` values (to compare with `serde_json`'s own).
+/// The scalars at four JSON pointers, as `serde_json` values (to compare with `serde_json`'s
+/// own); `None` if a pointer is not valid.
 ///
 /// # Errors
 ///
 /// The peek's error, as text.
-pub fn peek(body: &[u8], paths: [&[&str]; 4]) -> Result<[Option<Value>; 4], String> {
-    let found = crate::provider::peek::peek(body, paths).map_err(|e| e.to_string())?;
-    Ok(found.map(|scalar| {
-        scalar.map(|s| match s {
-            Scalar::Str(s) => Value::String(s.into_owned()),
-            Scalar::U64(n) => Value::from(n),
-            Scalar::I64(n) => Value::from(n),
-            Scalar::F64(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-            Scalar::Bool(b) => Value::Bool(b),
-            Scalar::Null => Value::Null,
+pub fn peek(body: &[u8], pointers: [&str; 4]) -> Option<Result<[Option<Value>; 4], String>> {
+    let [a, b, c, d] = pointers.map(|p| JsonPointer::parse(p).ok());
+    let pointers = [a?, b?, c?, d?];
+    let found = crate::json::peek::peek(body, pointers.each_ref().map(Some));
+    Some(found.map_err(|e| e.to_string()).map(|found| {
+        found.map(|scalar| {
+            scalar.map(|s| match s {
+                Scalar::Str(s) => Value::String(s.into_owned()),
+                Scalar::U64(n) => Value::from(n),
+                Scalar::I64(n) => Value::from(n),
+                Scalar::F64(f) => {
+                    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+                }
+                Scalar::Bool(b) => Value::Bool(b),
+                Scalar::Null => Value::Null,
+            })
         })
     }))
 }

@@ -103,9 +103,9 @@ mod body;
 pub mod dedupe;
 mod delivery;
 mod future;
+mod json;
 mod layer;
 mod outcome;
-pub mod payload;
 mod policy;
 pub mod provider;
 pub mod report;
@@ -126,6 +126,7 @@ pub use body::WebhookBody;
 pub use delivery::MissingDelivery;
 pub use delivery::{Delivery, Fingerprint, SignatureStatus};
 pub use future::ResponseFuture;
+pub use json::{payload, IntoPointer, InvalidPointer, JsonPointer};
 pub use layer::WebhookMonitorLayer;
 pub use outcome::{
     Classify, DefaultClassify, FailureKind, Field, FieldValue, Mark, Outcome, RejectReason,

@@ -35,7 +35,7 @@ pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///     .max_body_bytes(256 * 1024)
 ///     .timeout_budget(Duration::from_secs(5))
 ///     .delivery_id(Source::header("x-delivery-id"))
-///     .event_type(Source::json(&["type"]));
+///     .event_type(Source::json("/type"));
 /// assert_eq!(policy.name(), "orders");
 /// ```
 #[derive(Clone)]

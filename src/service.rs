@@ -6,7 +6,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use futures_util::{future::Either, FutureExt};
@@ -23,10 +23,7 @@ use crate::{
     layer::Shared,
     outcome::panic_message,
     payload::{Action, PayloadViolation},
-    provider::{
-        peek::{self, Scalar},
-        AttemptSource, SignedRequest, Source,
-    },
+    provider::{source, SignedRequest},
     report::{DeliveryReport, Flags, Report},
     BoxError, FailureKind, Mark, Outcome, Policy, RejectReason, WebhookBody,
 };
@@ -295,44 +292,6 @@ where
     }
 }
 
-/// The attempt number from a counter field: the field plus `offset`, or 1 when the field is
-/// absent and its absence means a first attempt.
-fn counter(n: Option<u32>, offset: u32, absent_is_first: bool) -> Option<u32> {
-    match n {
-        Some(n) => n.checked_add(offset),
-        None => absent_is_first.then_some(1),
-    }
-}
-
-/// A provider's timestamp: unix seconds (milliseconds when it is that large), as a number or
-/// digits, or an RFC 3339 time.
-fn timestamp(value: &Scalar<'_>) -> Option<SystemTime> {
-    let from_unix = |n: u64| {
-        let d = if n > 100_000_000_000 {
-            Duration::from_millis(n)
-        } else {
-            Duration::from_secs(n)
-        };
-        SystemTime::UNIX_EPOCH.checked_add(d)
-    };
-    match value {
-        Scalar::F64(f) if f.is_finite() && *f >= 0.0 => from_unix(*f as u64),
-        Scalar::Str(text) => match value.as_u64() {
-            Some(n) => from_unix(n),
-            None => humantime::parse_rfc3339_weak(text.trim()).ok(),
-        },
-        other => from_unix(other.as_u64()?),
-    }
-}
-
-/// A copy of a header's value, or of a body field's text, as a small owned header value.
-///
-/// Never a slice of the request: hyper's header values and the body share its buffers, and a
-/// report waiting in the queue would keep a whole read buffer, or a whole body, alive.
-fn owned_value(text: &[u8]) -> Option<HeaderValue> {
-    HeaderValue::from_bytes(text).ok()
-}
-
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -413,71 +372,18 @@ impl Recorder {
         recorded(&mut self.slot)
     }
 
-    /// Reads the delivery id, event type and attempt the policy names: header sources before the
-    /// body is read (`body` is `None`), body fields once the body is verified.
+    /// Reads the delivery id, event type, attempt and send time the policy names: header
+    /// sources before the body is read (`body` is `None`), body fields once the body is verified.
     fn identify(&mut self, headers: &HeaderMap, body: Option<&[u8]>) {
-        let reads = match body {
-            None => self.shared.reads_headers,
-            Some(_) => self.shared.reads_body,
-        };
-        if !reads {
-            return;
-        }
-        let policy: &Policy = &self.shared.policy;
-        let d = recorded(&mut self.slot);
-        let attempt = policy.attempt.as_ref().map(
-            |AttemptSource::Counter {
-                 source,
-                 offset,
-                 absent_is_first,
-             }| { (source, *offset, *absent_is_first) },
-        );
-        let Some(body) = body else {
-            let header = |s: Option<&Source>| match s {
-                Some(Source::Header(name)) => headers.get(name),
-                _ => None,
-            };
-            d.id = header(policy.delivery_id.as_ref()).and_then(|v| owned_value(v.as_bytes()));
-            d.event_type =
-                header(policy.event_type.as_ref()).and_then(|v| owned_value(v.as_bytes()));
-            d.sent_at = header(policy.sent_at.as_ref())
-                .and_then(|v| v.to_str().ok())
-                .and_then(|text| timestamp(&Scalar::Str(Cow::Borrowed(text))));
-            if let Some((source @ Source::Header(_), offset, first)) = attempt {
-                let n = header(Some(source)).and_then(|v| v.to_str().ok()?.trim().parse().ok());
-                d.attempt = counter(n, offset, first);
+        let policy = &self.shared.policy;
+        match body {
+            None if self.shared.reads_headers => {
+                source::read_headers(policy, headers, recorded(&mut self.slot));
             }
-            return;
-        };
-        let path = |s: Option<&Source>| match s {
-            Some(Source::Json(path)) => Some(*path),
-            _ => None,
-        };
-        let paths = [
-            path(policy.delivery_id.as_ref()),
-            path(policy.event_type.as_ref()),
-            path(attempt.map(|(source, ..)| source)),
-            path(policy.sent_at.as_ref()),
-        ];
-        // The root path stands in for sources that are not body fields; its value is not used.
-        let Ok([id, event_type, n, sent_at]) = peek::peek(body, paths.map(|p| p.unwrap_or(&[])))
-        else {
-            return;
-        };
-        if paths[3].is_some() {
-            d.sent_at = sent_at.as_ref().and_then(timestamp);
-        }
-        if paths[0].is_some() {
-            d.id = id.and_then(|v| owned_value(v.as_text()?.as_bytes()));
-        }
-        if paths[1].is_some() {
-            d.event_type = event_type.and_then(|v| owned_value(v.as_text()?.as_bytes()));
-        }
-        if let (Some(_), Some((_, offset, first))) = (paths[2], attempt) {
-            let n = n
-                .and_then(|v| v.as_u64())
-                .and_then(|n| u32::try_from(n).ok());
-            d.attempt = counter(n, offset, first);
+            Some(body) if self.shared.reads_body => {
+                source::read_body(policy, body, recorded(&mut self.slot));
+            }
+            _ => {}
         }
     }
 

@@ -314,7 +314,7 @@ async fn a_queued_report_keeps_no_request_buffer_alive() {
     let id = http::HeaderValue::from_maybe_shared(buffer.clone()).unwrap();
     let policy = Policy::custom("r")
         .delivery_id(Source::header("x-id"))
-        .event_type(Source::json(&["type"]));
+        .event_type(Source::json("/type"));
     let svc = WebhookMonitorLayer::new(policy, reporter).layer_fn(echo);
     let req = Request::builder()
         .header("x-id", id)

@@ -163,8 +163,8 @@ pub fn select(name: &str) -> impl Iterator<Item = &'static (&'static str, Policy
 /// The sources the targets ask `covers` about.
 pub fn sources() -> [Source; 4] {
     [
-        Source::json(&["id"]),
-        Source::json(&["signature", "token"]),
+        Source::json("/id"),
+        Source::json("/signature/token"),
         Source::header("webhook-id"),
         Source::header("x-github-delivery"),
     ]

@@ -114,7 +114,7 @@ mod tests {
         assert!(key(&Policy::gitlab("t"), Some("idem-1"), &[]).contains(BODY_SHA256));
         let mailgun = Policy::mailgun("key");
         assert_eq!(key(&mailgun, Some("tok"), &[]), "mailgun:id:tok");
-        let by_event_id = mailgun.delivery_id(Source::json(&["event-data", "id"]));
+        let by_event_id = mailgun.delivery_id(Source::json("/event-data/id"));
         assert!(key(&by_event_id, Some("ev"), &[]).contains(BODY_SHA256));
     }
 

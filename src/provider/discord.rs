@@ -195,8 +195,8 @@ impl Policy {
         Ok(Self::custom("discord")
             .provider("discord")
             .verify_with(scheme)
-            .delivery_id(Source::json(&["id"]))
-            .event_type(Source::json(&["type"]))
+            .delivery_id(Source::json("/id"))
+            .event_type(Source::json("/type"))
             .timeout_budget(Duration::from_secs(3)))
     }
 }
@@ -558,8 +558,8 @@ mod tests {
         let policy = Policy::discord(PUBLIC).unwrap();
         assert_eq!(&*policy.name, "discord");
         assert_eq!(policy.provider.as_deref(), Some("discord"));
-        assert_eq!(policy.delivery_id, Some(Source::json(&["id"])));
-        assert_eq!(policy.event_type, Some(Source::json(&["type"])));
+        assert_eq!(policy.delivery_id, Some(Source::json("/id")));
+        assert_eq!(policy.event_type, Some(Source::json("/type")));
         assert_eq!(policy.timeout_budget, Some(Duration::from_secs(3)));
         assert!(policy.scheme.is_some());
         assert_eq!(

@@ -8,9 +8,10 @@ use http::{HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
 use super::{
-    check_timestamp, parse_timestamp, peek, secret::BASE64_SIGNATURE, Scheme, Secrets,
-    SignatureError, SignedRequest, Source, Verified,
+    check_timestamp, parse_timestamp, secret::BASE64_SIGNATURE, Scheme, Secrets, SignatureError,
+    SignedRequest, Source, Verified,
 };
+use crate::json::{peek, IntoPointer, JsonPointer};
 
 /// The hash under the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +108,20 @@ pub enum TimestampSource {
     Signature,
     /// A JSON body field holding unix milliseconds (Linear's `webhookTimestamp`); checked after
     /// the signature, since it is only trustworthy then.
-    JsonMillis(&'static [&'static str]),
+    JsonMillis(JsonPointer),
+}
+
+impl TimestampSource {
+    /// A JSON body field holding unix milliseconds, by pointer: a [`JsonPointer`] or a pointer
+    /// string (`"/webhookTimestamp"`).
+    ///
+    /// # Panics
+    ///
+    /// If `pointer` is a string that is not a valid JSON pointer (see [`IntoPointer`]).
+    #[track_caller]
+    pub fn json_millis(pointer: impl IntoPointer) -> Self {
+        Self::JsonMillis(pointer.into_pointer())
+    }
 }
 
 /// An HMAC signature scheme described as data: header, layout, digest, encoding, signed content,
@@ -383,7 +397,7 @@ impl HmacScheme {
         let TimestampSource::JsonMillis(path) = &self.timestamp else {
             return Ok(());
         };
-        let [field] = peek::peek(request.body(), [*path])
+        let [field] = peek::peek(request.body(), [Some(path)])
             .map_err(|_| SignatureError::Malformed("body is not JSON"))?;
         let millis = field
             .and_then(|f| f.as_u64())

@@ -37,10 +37,10 @@ impl Policy {
         Policy::custom("intercom")
             .provider("intercom")
             .verify_with(HmacScheme::intercom(secrets))
-            .delivery_id(Source::json(&["id"]))
-            .event_type(Source::json(&["topic"]))
-            .attempt(AttemptSource::count(Source::json(&["delivery_attempts"])))
-            .sent_at(Source::json(&["first_sent_at"]))
+            .delivery_id(Source::json("/id"))
+            .event_type(Source::json("/topic"))
+            .attempt(AttemptSource::count(Source::json("/delivery_attempts")))
+            .sent_at(Source::json("/first_sent_at"))
     }
 }
 

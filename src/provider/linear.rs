@@ -17,7 +17,7 @@ impl HmacScheme {
             Encoding::Hex,
             secrets,
         )
-        .timestamp(TimestampSource::JsonMillis(&["webhookTimestamp"]))
+        .timestamp(TimestampSource::json_millis("/webhookTimestamp"))
         .tolerance(Duration::from_secs(60))
     }
 }

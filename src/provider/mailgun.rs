@@ -4,24 +4,31 @@
 //! `signature.signature`, the hex HMAC-SHA256 of `timestamp` followed by `token` (no separator),
 //! keyed with the HTTP webhook signing key.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::LazyLock, time::Duration};
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{
-    check_timestamp,
-    peek::{self, Scalar},
-    Scheme, Secrets, SignatureError, SignedRequest, Source, Verified,
+use super::{check_timestamp, Scheme, Secrets, SignatureError, SignedRequest, Source, Verified};
+use crate::{
+    json::{
+        peek::{self, Scalar},
+        IntoPointer, JsonPointer,
+    },
+    Policy,
 };
-use crate::Policy;
 
-/// Where the signature's fields are in the body.
-const TIMESTAMP: &[&str] = &["signature", "timestamp"];
-const TOKEN: &[&str] = &["signature", "token"];
-const SIGNATURE: &[&str] = &["signature", "signature"];
+/// Where the signature's fields are in the body: its timestamp, token and signature.
+static FIELDS: LazyLock<[JsonPointer; 3]> = LazyLock::new(|| {
+    [
+        "/signature/timestamp",
+        "/signature/token",
+        "/signature/signature",
+    ]
+    .map(IntoPointer::into_pointer)
+});
 
 /// Mailgun's in-body signature: `signature.signature` is the hex HMAC-SHA256 of
 /// `signature.timestamp` + `signature.token`, keyed with the webhook signing key.
@@ -86,9 +93,8 @@ impl Scheme for MailgunScheme {
         if self.keys.is_empty() {
             return Err(SignatureError::NoSecret);
         }
-        let [timestamp, token, signature] =
-            peek::peek(request.body(), [TIMESTAMP, TOKEN, SIGNATURE])
-                .map_err(|_| SignatureError::Malformed("body is not JSON"))?;
+        let [timestamp, token, signature] = peek::peek(request.body(), FIELDS.each_ref().map(Some))
+            .map_err(|_| SignatureError::Malformed("body is not JSON"))?;
         let timestamp = timestamp.ok_or(SignatureError::Malformed(
             "no signature.timestamp in the body",
         ))?;
@@ -139,7 +145,7 @@ impl Scheme for MailgunScheme {
 
     /// `signature.timestamp` and `signature.token` only: Mailgun signs nothing else of the body.
     fn covers(&self, source: &Source, _: &HeaderMap) -> bool {
-        matches!(source, Source::Json(path) if *path == TIMESTAMP || *path == TOKEN)
+        matches!(source, Source::Json(path) if FIELDS[..2].contains(path))
     }
 }
 
@@ -176,8 +182,8 @@ impl Policy {
         Self::custom("mailgun")
             .provider("mailgun")
             .verify_with(MailgunScheme::new(signing_key))
-            .delivery_id(Source::json(TOKEN))
-            .event_type(Source::json(&["event-data", "event"]))
+            .delivery_id(Source::json(&FIELDS[1]))
+            .event_type(Source::json("/event-data/event"))
             .retry_horizon(Duration::from_secs(8 * 60 * 60))
     }
 }
@@ -394,11 +400,8 @@ mod tests {
     fn preset() {
         let policy = Policy::mailgun(KEY);
         assert_eq!(policy.provider.as_deref(), Some("mailgun"));
-        assert_eq!(policy.delivery_id, Some(Source::json(TOKEN)));
-        assert_eq!(
-            policy.event_type,
-            Some(Source::json(&["event-data", "event"]))
-        );
+        assert_eq!(policy.delivery_id, Some(Source::json(&FIELDS[1])));
+        assert_eq!(policy.event_type, Some(Source::json("/event-data/event")));
         assert_eq!(policy.retry_horizon, Some(Duration::from_secs(28_800)));
         assert!(policy.scheme.is_some());
     }

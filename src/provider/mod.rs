@@ -21,14 +21,13 @@ mod lemon_squeezy;
 mod linear;
 pub(crate) mod mailgun;
 mod paddle;
-pub(crate) mod peek;
 mod razorpay;
 mod secret;
 #[cfg(feature = "asymmetric")]
 pub(crate) mod sendgrid;
 mod shopify;
 mod slack;
-mod source;
+pub(crate) mod source;
 mod square;
 mod standard_webhooks;
 mod stripe;

@@ -47,8 +47,8 @@ impl Policy {
         Policy::custom("paddle")
             .provider("paddle")
             .verify_with(HmacScheme::paddle(secrets))
-            .delivery_id(Source::json(&["event_id"]))
-            .event_type(Source::json(&["event_type"]))
+            .delivery_id(Source::json("/event_id"))
+            .event_type(Source::json("/event_type"))
             .timeout_budget(Duration::from_secs(5))
             .retry_horizon(Duration::from_secs(3 * 24 * 3600))
     }

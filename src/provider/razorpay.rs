@@ -42,7 +42,7 @@ impl Policy {
             .provider("razorpay")
             .verify_with(HmacScheme::razorpay(secrets))
             .delivery_id(Source::header("x-razorpay-event-id"))
-            .event_type(Source::json(&["event"]))
+            .event_type(Source::json("/event"))
             .timeout_budget(Duration::from_secs(5))
             .retry_horizon(Duration::from_secs(24 * 3600))
     }

@@ -40,8 +40,8 @@ impl Policy {
         Policy::custom("square")
             .provider("square")
             .verify_with(HmacScheme::square(secrets, notification_url))
-            .delivery_id(Source::json(&["event_id"]))
-            .event_type(Source::json(&["type"]))
+            .delivery_id(Source::json("/event_id"))
+            .event_type(Source::json("/type"))
             .attempt(AttemptSource::retries(Source::header(
                 "square-retry-number",
             )))

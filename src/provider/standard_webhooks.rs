@@ -59,7 +59,7 @@ fn route(provider: &'static str, secrets: Secrets, id_header: &'static str) -> P
         .provider(provider)
         .verify_with(either_headers(secrets))
         .delivery_id(Source::header(id_header))
-        .event_type(Source::json(&["type"]))
+        .event_type(Source::json("/type"))
         .timeout_budget(Duration::from_secs(15))
         // Svix's schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
         .retry_horizon(Duration::from_secs(28 * 3600))

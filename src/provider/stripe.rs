@@ -55,9 +55,9 @@ impl Policy {
         Policy::custom("stripe")
             .provider("stripe")
             .verify_with(HmacScheme::stripe(secrets))
-            .delivery_id(Source::json(&["id"]))
-            .event_type(Source::json(&["type"]))
-            .sent_at(Source::json(&["created"]))
+            .delivery_id(Source::json("/id"))
+            .event_type(Source::json("/type"))
+            .sent_at(Source::json("/created"))
             .retry_horizon(Duration::from_secs(3 * 24 * 3600))
     }
 }

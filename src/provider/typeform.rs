@@ -34,8 +34,8 @@ impl Policy {
         Policy::custom("typeform")
             .provider("typeform")
             .verify_with(HmacScheme::typeform(secrets))
-            .delivery_id(Source::json(&["event_id"]))
-            .event_type(Source::json(&["event_type"]))
+            .delivery_id(Source::json("/event_id"))
+            .event_type(Source::json("/event_type"))
     }
 }
 

@@ -47,7 +47,7 @@ impl Policy {
         Policy::custom("zoom")
             .provider("zoom")
             .verify_with(HmacScheme::zoom(secrets))
-            .event_type(Source::json(&["event"]))
+            .event_type(Source::json("/event"))
             .timeout_budget(Duration::from_secs(3))
             .retry_horizon(Duration::from_secs(85 * 60))
     }

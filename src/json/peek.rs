@@ -1,8 +1,8 @@
-//! A cheap JSON "peek": a few scalar fields pulled out of a webhook body by path, in one pass,
-//! without building a `serde_json::Value`.
+//! A cheap JSON "peek": a few scalar fields pulled out of a webhook body by [`JsonPointer`], in
+//! one pass, without building a `serde_json::Value`.
 //!
-//! A hand-written scanner walks the root value and the objects on the requested paths; every
-//! other value is skipped by tracking only strings and bracket depth (see [`peek`] for what that
+//! A hand-written scanner walks the root value and the objects and arrays on the requested
+//! paths; every other value is skipped by tracking only strings and bracket depth (see [`peek`] for what that
 //! checks). The scalars at the ends of the paths are handed to serde_json, so that their values
 //! are exactly serde_json's. Strings without escapes are borrowed from the body.
 
@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::{bits, pointer::Token, JsonPointer};
 
 /// A scalar found at a path.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,18 +87,17 @@ impl std::error::Error for PeekError {
     }
 }
 
-/// Finds the scalar at each path (a path is a list of object keys from the root, e.g.
-/// `&["data", "object", "id"]`).
+/// Finds the scalar at each pointer (`None` stands for no path: its slot stays `None`).
 ///
-/// Returns `None` for a path that is absent, or whose value is an object or array. Arrays are
-/// never indexed into. If a key appears twice in an object, the last value wins, as with
-/// `serde_json::Value`. The document is scanned once; values not on any path are skipped. At most
-/// 64 paths are supported.
+/// Returns `None` for a path that is absent, or whose value is an object or array. A token is an
+/// index in an array and a key in an object, as [`JsonPointer`] says. If a key appears twice in
+/// an object, the last value wins, as with `serde_json::Value`. The document is scanned once;
+/// values not on any path are skipped. At most 64 paths are supported.
 ///
 /// Fails if the body is not one JSON value followed only by whitespace. What is checked:
 ///
-/// * The root value, every object on a path (its braces, keys, colons and commas), and every
-///   value directly in such an object are checked as JSON. Keys of these objects must be UTF-8
+/// * The root value, every object and array on a path (its brackets, keys, colons and commas),
+///   and every value directly in such an object or array are checked as JSON. Keys of these objects must be UTF-8
 ///   without control characters; keys with escapes are unescaped (by serde_json) before they are
 ///   compared, so `"\u0074ype"` is `type`.
 /// * A scalar on a path (at its end or not) is parsed by serde_json alone, so it is fully
@@ -104,10 +105,9 @@ impl std::error::Error for PeekError {
 ///   is borrowed when it has no escapes; integers are `U64` or `I64`, other numbers `F64`.
 /// * A skipped string (off the paths) must be terminated; its contents are not checked (no
 ///   UTF-8, escape or control-character check), only backslashes before a quote are counted.
-/// * A skipped number or literal directly in a walked object is checked against the JSON
-///   grammar.
-/// * Inside a skipped object or array (and any array, arrays are never walked), only strings and
-///   brackets are tracked: strings must be terminated, brackets balanced and of matching kinds,
+/// * A skipped number or literal directly in a walked object or array is checked against the
+///   JSON grammar.
+/// * Inside a skipped object or array (one on no path), only strings and brackets are tracked: strings must be terminated, brackets balanced and of matching kinds,
 ///   and any other byte must be one that can appear in JSON outside a string (whitespace,
 ///   `,:`, digits, `+-.`, and the letters of `true`, `false`, `null`, `e` and `E`). Their order
 ///   is not checked: `[1 2,,]` or `{"a" "b"}` inside a skipped value is accepted.
@@ -116,15 +116,18 @@ impl std::error::Error for PeekError {
 /// the descent along a path recurses, as deep as the longest path.
 pub(crate) fn peek<'a, const N: usize>(
     body: &'a [u8],
-    paths: [&[&str]; N],
+    paths: [Option<&JsonPointer>; N],
 ) -> Result<[Option<Scalar<'a>>; N], PeekError> {
     const { assert!(N <= 64, "peek supports at most 64 paths") };
     let mut out = std::array::from_fn(|_| None);
-    let alive = if N == 0 { 0 } else { u64::MAX >> (64 - N) };
+    let alive = (0..N)
+        .filter(|&i| paths[i].is_some())
+        .fold(0, |mask, i| mask | 1 << i);
+    let tokens = paths.map(|p| p.map_or(&[][..], JsonPointer::tokens));
     let mut walker = Walker {
         body,
         pos: 0,
-        paths: &paths,
+        paths: &tokens,
         out: &mut out,
     };
     walker.value(0, alive)?;
@@ -135,26 +138,14 @@ pub(crate) fn peek<'a, const N: usize>(
     Ok(out)
 }
 
-/// Iterates over the indices of the set bits of `mask`.
-pub(crate) fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if mask == 0 {
-            return None;
-        }
-        let i = mask.trailing_zeros() as usize;
-        mask &= mask - 1;
-        Some(i)
-    })
-}
-
 /// The scanner's state: a position in the body, the paths and their slots.
 struct Walker<'w, 'a> {
     /// The whole body.
     body: &'a [u8],
     /// The next byte to read.
     pos: usize,
-    /// All requested paths.
-    paths: &'w [&'w [&'w str]],
+    /// All requested paths' tokens.
+    paths: &'w [&'w [Token]],
     /// One slot per path.
     out: &'w mut [Option<Scalar<'a>>],
 }
@@ -174,6 +165,7 @@ impl Walker<'_, '_> {
         }
         match self.body.get(self.pos) {
             Some(b'{') => self.object(depth, alive),
+            Some(b'[') if self.indexed(depth, alive) => self.array(depth, alive),
             Some(b'[') => {
                 self.pos = skip_container(self.body, self.pos)?;
                 Ok(())
@@ -228,6 +220,37 @@ impl Walker<'_, '_> {
         }
     }
 
+    /// Whether an alive path goes on into an array here, by an index.
+    fn indexed(&self, depth: usize, alive: u64) -> bool {
+        bits(alive).any(|i| self.paths[i].get(depth).is_some_and(|t| t.index.is_some()))
+    }
+
+    /// Walks the array at `pos` (its `[`), descending into the elements at alive paths' indices.
+    fn array(&mut self, depth: usize, alive: u64) -> Result<(), PeekError> {
+        self.pos = skip_ws(self.body, self.pos + 1);
+        if self.body.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut index = 0;
+        loop {
+            let next = bits(alive)
+                .filter(|&i| self.paths[i].get(depth).and_then(|t| t.index) == Some(index))
+                .fold(0, |mask, i| mask | 1 << i);
+            self.value(depth + 1, next)?;
+            self.pos = skip_ws(self.body, self.pos);
+            match self.body.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected("expected `,` or `]`")),
+            }
+            index += 1; // at most one per byte of the body: no overflow
+        }
+    }
+
     /// Reads the key at `pos` (its opening quote) and returns the mask of alive paths whose key
     /// at `depth` it is.
     fn key(&mut self, depth: usize, alive: u64) -> Result<u64, PeekError> {
@@ -254,7 +277,7 @@ impl Walker<'_, '_> {
             return Err(PeekError::syntax("invalid key", start));
         }
         Ok(bits(alive)
-            .filter(|&i| self.paths[i].get(depth).map(|k| k.as_bytes()) == Some(raw))
+            .filter(|&i| self.paths[i].get(depth).map(|t| t.key.as_bytes()) == Some(raw))
             .fold(0, |mask, i| mask | 1 << i))
     }
 
@@ -633,15 +656,15 @@ fn skip_container(body: &[u8], open: usize) -> Result<usize, PeekError> {
     }
 }
 
-/// A path of object keys from the root, as [`KeySeed`] matches it.
+/// A path from the root, as [`KeySeed`] matches it.
 pub(crate) trait KeyPath {
     /// The key at `depth` (0 for a key of the root object), if the path goes that deep.
     fn key(&self, depth: usize) -> Option<&str>;
 }
 
-impl KeyPath for &[&str] {
+impl KeyPath for &[Token] {
     fn key(&self, depth: usize) -> Option<&str> {
-        self.get(depth).copied()
+        self.get(depth).map(|t| &*t.key)
     }
 }
 
@@ -684,6 +707,18 @@ impl<P: KeyPath> Visitor<'_> for KeySeed<'_, P> {
 mod tests {
     use super::*;
 
+    /// `peek` with each path given as its keys (each escaped into a pointer token).
+    fn peek<'a, const N: usize>(
+        body: &'a [u8],
+        paths: [&[&str]; N],
+    ) -> Result<[Option<Scalar<'a>>; N], PeekError> {
+        let pointers = paths.map(|keys| {
+            let escaped = keys.iter().map(|k| k.replace('~', "~0").replace('/', "~1"));
+            JsonPointer::parse(&escaped.map(|k| format!("/{k}")).collect::<String>()).unwrap()
+        });
+        super::peek(body, std::array::from_fn(|i| Some(&pointers[i])))
+    }
+
     fn text<'a>(s: &Option<Scalar<'a>>) -> Option<Cow<'a, str>> {
         s.as_ref().and_then(Scalar::as_text)
     }
@@ -709,6 +744,52 @@ mod tests {
         assert_eq!(text(&nested).as_deref(), Some("ch_1"));
         assert_eq!(text(&meta).as_deref(), Some("order_created"));
         assert_eq!((absent, deep_absent, obj, arr), (None, None, None, None));
+    }
+
+    #[test]
+    fn array_indices_as_json_pointers_have_them() {
+        let p = |s: &str| JsonPointer::parse(s).unwrap();
+        let body = br#"{"items": [{"id": "a"}, {"id": "b", "n": [5, 6]}], "0": {"id": "k"}}"#;
+        let pointers = [
+            p("/items/1/id"),
+            p("/items/1/n/1"),
+            p("/0/id"),
+            p("/items/01"),
+            p("/items/-"),
+            p("/items/2"),
+            p("/items/0"),
+        ];
+        let got = super::peek(body, pointers.each_ref().map(Some)).unwrap();
+        let text = got.each_ref().map(|s| text(s).map(Cow::into_owned));
+        assert_eq!(
+            text,
+            [
+                Some("b".into()),
+                Some("6".into()),
+                Some("k".into()),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        // A token is an index in an array and a key in an object.
+        let [first] = super::peek(br#"[{"id": 7}]"#, [Some(&p("/0/id"))]).unwrap();
+        assert_eq!(first, Some(Scalar::U64(7)));
+        // No pointer: its slot stays empty, and the body is still checked.
+        let [none, id] = super::peek(br#"{"id": 1}"#, [None, Some(&p("/id"))]).unwrap();
+        assert_eq!((none, id), (None, Some(Scalar::U64(1))));
+        assert!(super::peek(br#"{"id": 1"#, [None]).is_err());
+        // A walked array is checked as JSON: its commas and brackets.
+        for bad in [
+            &br#"{"items": [1 2]}"#[..],
+            br#"{"items": [1,]}"#,
+            br#"{"items": [1"#,
+        ] {
+            assert!(super::peek(bad, [Some(&p("/items/0"))]).is_err(), "{bad:?}");
+        }
+        let [empty] = super::peek(br#"{"items": [ ]}"#, [Some(&p("/items/0"))]).unwrap();
+        assert_eq!(empty, None);
     }
 
     #[test]
@@ -958,10 +1039,11 @@ mod tests {
         use proptest::prelude::*;
         use serde_json::Value;
 
-        use super::super::{peek, Scalar};
+        use super::{super::Scalar, peek};
 
-        /// Keys that the generated paths use too, so that documents hit them.
-        const KEYS: [&str; 5] = ["id", "type", "data", "a", "é"];
+        /// Keys that the generated paths use too, so that documents hit them (`0` and `1` are
+        /// array indices too).
+        const KEYS: [&str; 7] = ["id", "type", "data", "a", "é", "0", "1"];
 
         /// A JSON value, kept as the text to write for its leaves.
         #[derive(Debug, Clone)]
@@ -1135,13 +1217,12 @@ mod tests {
             prop::collection::vec(prop::collection::vec(key, 0..4), 4)
         }
 
-        /// What `peek` must return for `path`, read from the `Value`.
+        /// What `peek` must return for `path`, read from the `Value` (by RFC 6901, as
+        /// `Value::pointer` reads it).
         fn reference(root: &Value, path: &[&str]) -> Option<Scalar<'static>> {
-            let mut value = root;
-            for key in path {
-                value = value.as_object()?.get(*key)?;
-            }
-            Some(match value {
+            let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+            let pointer: String = path.iter().map(|k| format!("/{}", escape(k))).collect();
+            Some(match root.pointer(&pointer)? {
                 Value::Null => Scalar::Null,
                 Value::Bool(b) => Scalar::Bool(*b),
                 Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {

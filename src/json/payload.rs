@@ -85,7 +85,11 @@ use serde::{
     ser::{Serialize, SerializeMap, Serializer},
 };
 
-use crate::provider::peek::{bits, KeyPath, KeySeed};
+use super::{
+    bits,
+    peek::{KeyPath, KeySeed},
+    IntoPointer, JsonPointer,
+};
 
 /// The payload checks of one route: a builder of [`Check`]s, each rejecting or flagging.
 ///
@@ -119,8 +123,9 @@ impl PayloadChecks {
     /// The most field checks ([`Check::require`], [`Check::not_null`]) one route can have.
     pub const MAX_POINTERS: usize = 64;
 
-    /// The deepest [`Check::max_depth`] limit, and the most tokens a pointer can have.
-    pub const MAX_DEPTH: usize = 126;
+    /// The deepest [`Check::max_depth`] limit, as deep as a pointer goes
+    /// ([`JsonPointer::MAX_TOKENS`]).
+    pub const MAX_DEPTH: usize = JsonPointer::MAX_TOKENS;
 
     /// No checks: every body passes.
     pub fn new() -> Self {
@@ -246,11 +251,11 @@ impl PayloadChecks {
             let found = walk.found & bit != 0;
             let violation = if !found && !check.not_null {
                 PayloadViolation::Missing {
-                    pointer: Arc::clone(&check.pointer.text),
+                    pointer: Arc::clone(check.pointer.text()),
                 }
             } else if check.not_null && (!found || walk.null & bit != 0) {
                 PayloadViolation::Null {
-                    pointer: Arc::clone(&check.pointer.text),
+                    pointer: Arc::clone(check.pointer.text()),
                     absent: !found,
                 }
             } else {
@@ -342,7 +347,10 @@ enum Rule {
     MaxBytes(usize),
     Json,
     MaxDepth(usize),
-    Field { pointer: Pointer, not_null: bool },
+    Field {
+        pointer: JsonPointer,
+        not_null: bool,
+    },
 }
 
 impl Check {
@@ -363,18 +371,16 @@ impl Check {
     /// The field at `pointer` is present; it may be `null`. Reported as
     /// [`PayloadViolation::Missing`].
     ///
-    /// `pointer` is an [RFC 6901](https://www.rfc-editor.org/rfc/rfc6901) JSON pointer: `""`
-    /// for the whole body, else `/`-separated tokens, each an object key (`~1` stands for `/`
-    /// and `~0` for `~`) or an array index (`/items/0`; no leading zeros; `-` never matches).
+    /// `pointer` is a [`JsonPointer`], or a pointer string (`"/data/object/id"`, `"/items/0"`,
+    /// `""` for the whole body).
     ///
     /// # Panics
     ///
-    /// If `pointer` is not a valid JSON pointer (it is neither empty nor starts with `/`, or a
-    /// `~` is not followed by `0` or `1`), or has more than
-    /// [`PayloadChecks::MAX_DEPTH`] tokens. Pointers are code, so this is a bug in the caller.
-    pub fn require(pointer: &str) -> Self {
+    /// If `pointer` is a string that is not a valid JSON pointer (see [`IntoPointer`]).
+    #[track_caller]
+    pub fn require(pointer: impl IntoPointer) -> Self {
         Self(Rule::Field {
-            pointer: Pointer::parse(pointer),
+            pointer: pointer.into_pointer(),
             not_null: false,
         })
     }
@@ -385,9 +391,10 @@ impl Check {
     /// # Panics
     ///
     /// As [`require`](Self::require).
-    pub fn not_null(pointer: &str) -> Self {
+    #[track_caller]
+    pub fn not_null(pointer: impl IntoPointer) -> Self {
         Self(Rule::Field {
-            pointer: Pointer::parse(pointer),
+            pointer: pointer.into_pointer(),
             not_null: true,
         })
     }
@@ -551,87 +558,14 @@ impl Limits {
 /// A field check.
 #[derive(Debug, Clone)]
 struct PointerCheck {
-    pointer: Pointer,
+    pointer: JsonPointer,
     not_null: bool,
     action: Action,
 }
 
 impl KeyPath for PointerCheck {
     fn key(&self, depth: usize) -> Option<&str> {
-        Some(&self.pointer.tokens.get(depth)?.key)
-    }
-}
-
-/// A parsed JSON pointer.
-#[derive(Clone)]
-struct Pointer {
-    /// As given, for reports.
-    text: Arc<str>,
-    tokens: Box<[Token]>,
-}
-
-/// One reference token of a pointer.
-#[derive(Clone)]
-struct Token {
-    /// Unescaped: matched against object keys.
-    key: Box<str>,
-    /// The array index it denotes, if any.
-    index: Option<usize>,
-}
-
-impl Pointer {
-    /// See [`Check::require`], which documents the panics.
-    fn parse(text: &str) -> Self {
-        let invalid = |why: &str| -> ! { panic!("invalid JSON pointer {text:?}: {why}") };
-        let tokens: Box<[Token]> = match text.strip_prefix('/') {
-            None if text.is_empty() => Box::new([]),
-            None => invalid("it must be empty or start with '/'"),
-            Some(rest) => rest
-                .split('/')
-                .map(|raw| {
-                    Token::parse(raw)
-                        .unwrap_or_else(|| invalid("'~' must be followed by '0' or '1'"))
-                })
-                .collect(),
-        };
-        if tokens.len() > PayloadChecks::MAX_DEPTH {
-            invalid("more tokens than PayloadChecks::MAX_DEPTH");
-        }
-        Self {
-            text: text.into(),
-            tokens,
-        }
-    }
-}
-
-impl fmt::Debug for Pointer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.text, f)
-    }
-}
-
-impl Token {
-    /// Unescapes `~1` and `~0`; `None` for any other `~`.
-    fn parse(raw: &str) -> Option<Self> {
-        let mut key = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            key.push(match c {
-                '~' => match chars.next()? {
-                    '0' => '~',
-                    '1' => '/',
-                    _ => return None,
-                },
-                c => c,
-            });
-        }
-        let canonical = key == "0" || !key.starts_with('0');
-        let digits = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit());
-        let index = (canonical && digits).then(|| key.parse().ok()).flatten();
-        Some(Self {
-            key: key.into(),
-            index,
-        })
+        Some(&self.pointer.tokens().get(depth)?.key)
     }
 }
 
@@ -662,7 +596,7 @@ impl Walker<'_, '_> {
     /// The alive pointers that end at this value.
     fn ends(&self) -> u64 {
         bits(self.alive)
-            .filter(|&i| self.walk.pointers[i].pointer.tokens.len() == self.depth)
+            .filter(|&i| self.walk.pointers[i].pointer.tokens().len() == self.depth)
             .fold(0, |mask, i| mask | 1 << i)
     }
 
@@ -744,7 +678,7 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
         for index in 0.. {
             let alive = bits(self.alive)
                 .filter(|&i| {
-                    let token = pointers[i].pointer.tokens.get(self.depth);
+                    let token = pointers[i].pointer.tokens().get(self.depth);
                     token.and_then(|t| t.index) == Some(index)
                 })
                 .fold(0, |mask, i| mask | 1 << i);
@@ -1214,23 +1148,23 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "more tokens than PayloadChecks::MAX_DEPTH")]
+    #[should_panic(expected = "more than 126 tokens")]
     fn a_pointer_cannot_be_deeper_than_the_cap() {
-        let _ = Check::require(&"/0".repeat(PayloadChecks::MAX_DEPTH + 1));
+        let _ = Check::require("/0".repeat(PayloadChecks::MAX_DEPTH + 1));
     }
 
     #[test]
     #[should_panic(expected = "at most 64 field checks per route")]
     fn at_most_64_field_checks() {
         (0..=PayloadChecks::MAX_POINTERS).fold(PayloadChecks::new(), |checks, i| {
-            checks.flag(Check::require(&format!("/{i}")))
+            checks.flag(Check::require(format!("/{i}")))
         });
     }
 
     #[test]
     fn all_64_pointers_are_tracked() {
         let checks = (0..PayloadChecks::MAX_POINTERS).fold(PayloadChecks::new(), |checks, i| {
-            checks.reject(Check::not_null(&format!("/k{i}")))
+            checks.reject(Check::not_null(format!("/k{i}")))
         });
         let fields: Vec<String> = (0..64).map(|i| format!(r#""k{i}":{i}"#)).collect();
         assert_eq!(
