@@ -109,6 +109,7 @@ mod outcome;
 mod policy;
 pub mod provider;
 pub mod report;
+mod respond;
 mod service;
 pub mod testing;
 pub mod watch;
@@ -134,6 +135,7 @@ pub use outcome::{
 pub use payload::PayloadChecks;
 pub use policy::{FingerprintAlgorithm, Policy};
 pub use report::{DeliveryReport, Flags, Report, Reporter, ReporterGuard};
+pub use respond::{Answer, EmptyResponse, Respond};
 pub use service::WebhookMonitor;
 
 /// Alias for a type-erased error type.

@@ -2,6 +2,7 @@
 
 use std::{
     borrow::Cow,
+    fmt,
     future::Future,
     panic::AssertUnwindSafe,
     sync::Arc,
@@ -25,20 +26,33 @@ use crate::{
     payload::{Action, PayloadViolation},
     provider::{source, SignedRequest},
     report::{DeliveryReport, Flags, Report},
-    BoxError, FailureKind, Mark, Outcome, Policy, RejectReason, WebhookBody,
+    Answer, BoxError, EmptyResponse, FailureKind, Mark, Outcome, Policy, RejectReason, Respond,
+    WebhookBody,
 };
 
 /// The service that monitors a webhook route. Built by
 /// [`WebhookMonitorLayer`](crate::WebhookMonitorLayer).
 ///
 /// See the [crate docs](crate) for an example.
-#[derive(Clone, Debug)]
-pub struct WebhookMonitor<S> {
+#[derive(Clone)]
+pub struct WebhookMonitor<S, R = EmptyResponse> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared>,
+    /// Shapes the layer's own answers.
+    pub(crate) respond: R,
 }
 
-impl<S> WebhookMonitor<S> {
+impl<S: fmt::Debug, R> fmt::Debug for WebhookMonitor<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookMonitor")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .field("respond", &std::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<S, R> WebhookMonitor<S, R> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -55,15 +69,16 @@ impl<S> WebhookMonitor<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookMonitor<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookMonitor<S, R>
 where
     S: Service<Request<WebhookBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    R: Respond<ResBody>,
     ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Default + Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -84,7 +99,8 @@ where
         // Split here rather than in `handle`: an async fn keeps a slot for each argument for its
         // whole life, so passing the whole request would hold its parts twice.
         let (parts, body) = req.into_parts();
-        ResponseFuture::new(handle(recorder, inner, parts, body))
+        let respond = self.respond.clone();
+        ResponseFuture::new(handle(recorder, inner, respond, parts, body))
     }
 }
 
@@ -95,17 +111,18 @@ where
 /// and so stores them twice, and this future's size decides whether its allocation takes the
 /// allocator's fast path.
 #[allow(clippy::manual_async_fn)] // on purpose, see above
-fn handle<S, ReqBody, ResBody>(
+fn handle<S, R, ReqBody, ResBody>(
     mut rec: Recorder,
     mut inner: S,
+    respond: R,
     mut parts: http::request::Parts,
     body: ReqBody,
 ) -> impl Future<Output = Result<Response<ResBody>, S::Error>>
 where
     S: Service<Request<WebhookBody>, Response = Response<ResBody>>,
+    R: Respond<ResBody>,
     ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Default,
 {
     async move {
         let limit = rec.shared.policy.max_body_bytes;
@@ -118,7 +135,7 @@ where
         if let Some(n) = declared.filter(|&n| n > limit as u64) {
             rec.delivery().body_len = n;
             let reason = format!("declared body of {n} bytes exceeds the limit of {limit}");
-            return Ok(rec.reject(RejectReason::TooLarge, reason));
+            return Ok(rec.reject(&respond, RejectReason::TooLarge, reason));
         }
 
         // 2. Read it, enforcing the limit on what actually arrives, by the body's deadline.
@@ -127,19 +144,19 @@ where
             Err(BodyError::TooLarge { read }) => {
                 rec.delivery().body_len = read;
                 let reason = format!("body exceeds the limit of {limit} bytes");
-                return Ok(rec.reject(RejectReason::TooLarge, reason));
+                return Ok(rec.reject(&respond, RejectReason::TooLarge, reason));
             }
             Err(BodyError::Read { read, source }) => {
                 rec.delivery().body_len = read;
                 let reason = format!("reading the body failed: {source}");
-                return Ok(rec.reject(RejectReason::BodyRead, reason));
+                return Ok(rec.reject(&respond, RejectReason::BodyRead, reason));
             }
             Err(BodyError::TimedOut { read }) => {
                 let timeout = rec.shared.body_timeout;
                 let reason =
                     format!("the body did not arrive within {timeout:?} ({read} bytes in)");
                 rec.delivery().body_len = read;
-                return Ok(rec.reject(RejectReason::BodyTimeout, reason));
+                return Ok(rec.reject(&respond, RejectReason::BodyTimeout, reason));
             }
         };
         rec.body_read(&bytes);
@@ -156,7 +173,7 @@ where
                 }
                 Err(err) => {
                     rec.delivery().signature = SignatureStatus::Failed;
-                    return Ok(rec.reject(RejectReason::from(&err), err.to_string()));
+                    return Ok(rec.reject(&respond, RejectReason::from(&err), err.to_string()));
                 }
             }
         }
@@ -168,7 +185,7 @@ where
                 Some((violation, Action::Reject)) => {
                     let reason = violation.to_string();
                     rec.payload = Some(Box::new(violation));
-                    return Ok(rec.reject(RejectReason::PayloadCheck, reason));
+                    return Ok(rec.reject(&respond, RejectReason::PayloadCheck, reason));
                 }
                 Some((violation, Action::Flag)) => {
                     rec.flags.payload_flagged = true;
@@ -202,18 +219,15 @@ where
                 }
                 Ok(Claim::InFlight { attempts }) => {
                     rec.delivery().times_seen = Some(attempts);
-                    let retry_after = policy.in_flight_retry_after.as_secs().max(1);
-                    let header = (header::RETRY_AFTER, HeaderValue::from(retry_after));
-                    return Ok(rec.answer(
-                        Outcome::InFlight,
-                        StatusCode::CONFLICT,
-                        None,
-                        Some(header),
-                    ));
+                    let retry_after = Some(policy.in_flight_retry_after);
+                    let status = StatusCode::CONFLICT;
+                    let outcome = Outcome::InFlight;
+                    return Ok(rec.answer(&respond, outcome, status, None, retry_after));
                 }
                 Ok(Claim::Done { attempts, .. }) => {
                     rec.delivery().times_seen = Some(attempts);
-                    return Ok(rec.answer(Outcome::Duplicate, policy.duplicate_status, None, None));
+                    let status = policy.duplicate_status;
+                    return Ok(rec.answer(&respond, Outcome::Duplicate, status, None, None));
                 }
                 Err(err) => match policy.on_store_failure {
                     StoreFailure::Open => {
@@ -230,7 +244,7 @@ where
                         let window = policy.dedupe_window_or_default();
                         dedupe::release_later(store, key, token, window);
                         let reason = RejectReason::DedupeUnavailable;
-                        return Ok(rec.reject(reason, err.to_string()));
+                        return Ok(rec.reject(&respond, reason, err.to_string()));
                     }
                 },
             }
@@ -278,15 +292,8 @@ where
             Err(panic) => {
                 rec.settle(false).await;
                 let status = StatusCode::INTERNAL_SERVER_ERROR;
-                rec.send(
-                    Some(status),
-                    Outcome::Panicked,
-                    panic_message(&*panic),
-                    Vec::new(),
-                );
-                let mut res = Response::new(ResBody::default());
-                *res.status_mut() = status;
-                Ok(res)
+                let reason = panic_message(&*panic);
+                Ok(rec.answer(&respond, Outcome::Panicked, status, reason, None))
             }
         }
     }
@@ -396,28 +403,50 @@ impl Recorder {
     }
 
     /// Rejects the request: the reason's status, and its details in the report.
-    fn reject<B: Default>(&mut self, reason: RejectReason, detail: String) -> Response<B> {
+    fn reject<B>(
+        &mut self,
+        respond: &impl Respond<B>,
+        reason: RejectReason,
+        detail: String,
+    ) -> Response<B> {
         let status = reason.status();
-        self.answer(Outcome::Rejected(reason), status, Some(detail.into()), None)
+        self.answer(
+            respond,
+            Outcome::Rejected(reason),
+            status,
+            Some(detail.into()),
+            None,
+        )
     }
 
-    /// Answers for the layer, without calling the handler, and reports it.
-    fn answer<B: Default>(
+    /// Answers for the layer, shaped by `respond`, and reports it: the handler was not called
+    /// (or it panicked).
+    fn answer<B>(
         &mut self,
+        respond: &impl Respond<B>,
         outcome: Outcome,
         status: StatusCode,
         reason: Option<Cow<'static, str>>,
-        header: Option<(http::HeaderName, HeaderValue)>,
+        retry_after: Option<Duration>,
     ) -> Response<B> {
         if self.delivery().fingerprint.is_none() {
             self.body_read = self.start.elapsed(); // answered while reading
         }
-        self.send(Some(status), outcome, reason, Vec::new());
-        let mut res = Response::new(B::default());
-        *res.status_mut() = status;
-        if let Some((name, value)) = header {
-            res.headers_mut().insert(name, value);
+        let mut res = respond.respond(&Answer {
+            status,
+            outcome,
+            reason: reason.as_deref(),
+            retry_after,
+            delivery: self
+                .slot
+                .as_ref()
+                .expect("`send` has not taken the delivery yet"),
+        });
+        if let Some(after) = retry_after {
+            let secs = HeaderValue::from(after.as_secs().max(1));
+            res.headers_mut().entry(header::RETRY_AFTER).or_insert(secs);
         }
+        self.send(Some(status), outcome, reason, Vec::new());
         res
     }
 
@@ -563,7 +592,8 @@ mod tests {
         let service = tower_layer::Layer::layer(&layer, router.clone());
         let (parts, body) = Request::new(axum::body::Body::empty()).into_parts();
         let recorder = Recorder::new(Arc::clone(&service.shared));
-        let future = handle::<_, _, axum::body::Body>(recorder, router, parts, body);
+        let respond = crate::EmptyResponse;
+        let future = handle::<_, _, _, axum::body::Body>(recorder, router, respond, parts, body);
         let size = std::mem::size_of_val(&future);
         assert!(size <= 1024, "the response future is {size} bytes");
     }
