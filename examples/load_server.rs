@@ -94,7 +94,7 @@ async fn app(variant: &str) -> Router {
             // backend is down, a timeout past the retry window.
             let options = webhook_monitor::report::SinkOptions::new()
                 .batch_size(500)
-                .interval(std::time::Duration::from_millis(100))
+                .linger(std::time::Duration::from_millis(100))
                 .queue_capacity(100_000)
                 .timeout(std::time::Duration::from_secs(600));
             let fanout = webhook_monitor::report::Fanout::new().sink_with("json", sink, options);

@@ -61,7 +61,7 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         seiri,
         SinkOptions::new()
             .batch_size(500)
-            .interval(Duration::from_secs(1))
+            .linger(Duration::from_secs(1))
             .queue_capacity(50_000)
             // A batch may retry for the whole window.
             .timeout(window + Duration::from_secs(10)),

@@ -53,6 +53,28 @@ pub(crate) struct DeliveryData {
 }
 
 impl DeliveryData {
+    /// A request to `route` (by `provider`), just received: nothing learned about it yet.
+    pub(crate) fn received(
+        route: Arc<str>,
+        provider: Option<Arc<str>>,
+        received_at: SystemTime,
+    ) -> Self {
+        Self {
+            route,
+            provider,
+            id: None,
+            event_type: None,
+            attempt: None,
+            signature: SignatureStatus::Unchecked,
+            received_at,
+            body_len: 0,
+            fingerprint: None,
+            times_seen: None,
+            first_seen: None,
+            sent_at: None,
+        }
+    }
+
     /// The delivery id as text (see [`Delivery::id`]).
     pub(crate) fn id(&self) -> Option<&str> {
         self.id.as_ref().and_then(|v| v.to_str().ok())

@@ -337,20 +337,11 @@ impl Recorder {
     fn new(shared: Arc<Shared>) -> Self {
         let start = Instant::now();
         let policy = &shared.policy;
-        let delivery = Some(Delivery::new(DeliveryData {
-            route: Arc::clone(&policy.name),
-            provider: policy.provider.clone(),
-            id: None,
-            event_type: None,
-            attempt: None,
-            signature: SignatureStatus::Unchecked,
-            received_at: policy.now(),
-            body_len: 0,
-            fingerprint: None,
-            times_seen: None,
-            first_seen: None,
-            sent_at: None,
-        }));
+        let delivery = Some(Delivery::new(DeliveryData::received(
+            Arc::clone(&policy.name),
+            policy.provider.clone(),
+            policy.now(),
+        )));
         Self {
             shared,
             armed: true,

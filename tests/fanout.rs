@@ -57,12 +57,12 @@ async fn each_sink_gets_what_its_filter_lets_through() {
         .sink_with(
             "all",
             all.clone(),
-            SinkOptions::new().interval(Duration::ZERO),
+            SinkOptions::new().linger(Duration::ZERO),
         )
         .sink_with(
             "alerts",
             alerts.clone(),
-            SinkOptions::new().alerts_only().interval(Duration::ZERO),
+            SinkOptions::new().alerts_only().linger(Duration::ZERO),
         );
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
@@ -99,7 +99,7 @@ async fn a_hung_sink_holds_up_nobody_and_its_drops_are_counted() {
         Arc::clone(&hung),
         SinkOptions::new()
             .batch_size(1)
-            .interval(Duration::ZERO)
+            .linger(Duration::ZERO)
             .queue_capacity(2)
             .timeout(Duration::from_secs(3600)),
     );
@@ -135,7 +135,7 @@ async fn shutdown_closes_every_entry_at_once() {
         .sink_with(
             "lingering",
             lingering.clone(),
-            SinkOptions::new().interval(Duration::from_secs(3600)),
+            SinkOptions::new().linger(Duration::from_secs(3600)),
         );
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
@@ -196,7 +196,7 @@ async fn health_reports_carry_every_sinks_counters() {
     let fanout = Fanout::new().sink("log", log.clone()).sink_with(
         "broken",
         Arc::clone(&failing),
-        SinkOptions::new().interval(Duration::ZERO),
+        SinkOptions::new().linger(Duration::ZERO),
     );
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
@@ -239,4 +239,36 @@ impl Sink for FailingSink {
     async fn send(&self, _: &[Report]) -> Result<(), SinkError> {
         Err(SinkError::new(std::io::Error::other("backend down")))
     }
+}
+
+#[test]
+fn a_fanout_is_built_outside_a_runtime_and_starts_inside_the_reporters() {
+    let delivered = MemorySink::new();
+    let never_fed = MemorySink::new();
+    // No runtime here: building used to spawn each entry's worker, and panicked.
+    let fanout = Fanout::new().sink("all", delivered.clone()).sink_with(
+        "none",
+        never_fed.clone(),
+        SinkOptions::new().filter(|_| false).linger(Duration::ZERO),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (reporter, guard) = Reporter::spawn(fanout);
+        let url = app(reporter).await;
+        for body in ["ok", "fail", "ok"] {
+            send(&url, full(body), &[]).await;
+        }
+        guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    });
+    let deliveries = delivered
+        .reports()
+        .iter()
+        .filter(|r| r.as_delivery().is_some())
+        .count();
+    assert_eq!(deliveries, 3);
+    assert!(never_fed.reports().is_empty());
 }

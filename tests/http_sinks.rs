@@ -965,7 +965,7 @@ async fn graceful_shutdown_flushes_every_queued_report_to_a_healthy_backend() {
     // so that at shutdown most reports are still waiting in its queue.
     let options = SinkOptions::new()
         .batch_size(50)
-        .interval(Duration::from_secs(1))
+        .linger(Duration::from_secs(1))
         .timeout(Duration::from_secs(60));
     let fanout = Fanout::new().sink_with("json", json_sink(addr, retry()), options);
     let (reporter, guard) = Reporter::builder()
@@ -998,7 +998,7 @@ async fn a_full_buffer_while_the_backend_is_down_drops_and_counts_exactly() {
         .unwrap();
     let options = SinkOptions::new()
         .batch_size(5)
-        .interval(ms(1))
+        .linger(ms(1))
         .queue_capacity(10)
         .timeout(Duration::from_secs(10));
     let fanout = Arc::new(Fanout::new().sink_with("json", json_sink(addr, retry()), options));

@@ -180,6 +180,86 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
     assert_eq!(reporter.stats().dropped_closed, 1);
 }
 
+/// Log lines written through `tracing`, for a test to read.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_guard_bound_to_underscore_is_loud_once_and_counted() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let sink = MemorySink::new();
+    let (reporter, _) = Reporter::spawn(sink.clone());
+    // The worker stops once it sees the dropped guard; from then on reports are dropped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while reporter.stats().dropped_closed == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never stopped"
+        );
+        deliver(&reporter, 1).await;
+        tokio::task::yield_now().await;
+    }
+    deliver(&reporter, 2).await;
+    let stats = reporter.stats();
+    assert_eq!(stats.dropped_closed, 3);
+    let warnings: Vec<String> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("ReporterGuard was dropped") && warnings[0].contains("_guard"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[tokio::test]
+async fn a_report_after_shutdown_names_the_shutdown() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let (reporter, guard) = Reporter::spawn(MemorySink::new());
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+    deliver(&reporter, 1).await;
+    assert_eq!(reporter.stats().dropped_closed, 1);
+    assert!(
+        logs.text().contains("the reporter was shut down"),
+        "{}",
+        logs.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_sink_that_never_returns_10_000_requests_all_complete() {
     let (reporter, guard) = Reporter::builder().queue_capacity(1024).spawn(Hangs);

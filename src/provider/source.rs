@@ -212,3 +212,31 @@ fn timestamp(value: &Scalar<'_>) -> Option<SystemTime> {
 fn owned_value(text: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_bytes(text).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_source_takes_its_name_in_any_case() {
+        let policy = Policy::custom("r")
+            .delivery_id(Source::header("X-GitHub-Delivery"))
+            .event_type(Source::header("x-github-event"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-github-delivery", HeaderValue::from_static("d-1"));
+        headers.insert("X-GitHub-Event", HeaderValue::from_static("push"));
+        let mut d = DeliveryData::received("r".into(), None, SystemTime::now());
+        read_headers(&policy, &headers, &mut d);
+        assert_eq!(d.id(), Some("d-1"));
+        assert_eq!(
+            d.event_type.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"push"[..])
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = r#"invalid header name "x id""#)]
+    fn an_invalid_header_name_panics_where_it_is_given() {
+        let _ = Source::header("x id");
+    }
+}

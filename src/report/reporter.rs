@@ -3,7 +3,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex, PoisonError,
     },
     task::{Context, Poll},
@@ -41,7 +41,17 @@ pub(super) struct Shared {
     /// Routes registered by layers, for the worker to pick up (see [`Reporter::watch_route`]).
     pub(super) registrations: Mutex<Vec<Registration>>,
     pub(super) registered: AtomicBool,
+    /// Why the worker was told to stop: one of the `STOP_*` constants.
+    stop: AtomicU8,
 }
+
+/// The worker was not told to stop (if it is gone, its task was aborted or its runtime shut
+/// down).
+const STOP_NONE: u8 = 0;
+/// The guard was dropped without `shutdown`.
+const STOP_GUARD_DROPPED: u8 = 1;
+/// `ReporterGuard::shutdown` was called.
+const STOP_SHUTDOWN: u8 = 2;
 
 impl Shared {
     /// The counters, with the queue's depth as the caller sees it.
@@ -110,8 +120,34 @@ impl Reporter {
                 counters.dropped_full.fetch_add(1, Relaxed);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                counters.dropped_closed.fetch_add(1, Relaxed);
+                if counters.dropped_closed.fetch_add(1, Relaxed) == 0 {
+                    self.warn_closed();
+                }
             }
+        }
+    }
+
+    /// Says, once, why reports are being dropped: a worker that stopped drops every report
+    /// from then on, which must not go unnoticed.
+    #[cold]
+    fn warn_closed(&self) {
+        match self.shared.stop.load(Relaxed) {
+            STOP_GUARD_DROPPED => tracing::warn!(
+                "webhook-monitor: dropping reports: the reporter's worker stopped because its \
+                 ReporterGuard was dropped (bound to `_`?). Keep the guard until shutdown \
+                 (`let (reporter, _guard) = …`) and call `guard.shutdown(..)` at exit. Further \
+                 drops are counted in `Reporter::stats().dropped_closed`"
+            ),
+            STOP_SHUTDOWN => tracing::warn!(
+                "webhook-monitor: dropping reports: the reporter was shut down while deliveries \
+                 were still being handled (stop serving before `ReporterGuard::shutdown`). \
+                 Further drops are counted in `Reporter::stats().dropped_closed`"
+            ),
+            _ => tracing::warn!(
+                "webhook-monitor: dropping reports: the reporter's worker is gone (its task was \
+                 aborted, or its runtime shut down). Further drops are counted in \
+                 `Reporter::stats().dropped_closed`"
+            ),
         }
     }
 
@@ -160,7 +196,9 @@ pub struct ReporterStats {
     pub enqueued: u64,
     /// Reports dropped because the queue was full.
     pub dropped_full: u64,
-    /// Reports dropped because the worker had stopped.
+    /// Reports dropped because the worker had stopped: after
+    /// [`ReporterGuard::shutdown`], after the guard was dropped (bound to `_`, say), or after
+    /// the worker's task was aborted. The first one is also logged, with its cause.
     pub dropped_closed: u64,
     /// Reports the sink accepted.
     pub sent: u64,
@@ -354,6 +392,7 @@ impl ReporterBuilder {
             wake_at: AtomicUsize::new(self.batch_size),
             registrations: Mutex::new(Vec::new()),
             registered: AtomicBool::new(false),
+            stop: AtomicU8::new(STOP_NONE),
         });
         let config = worker::Config {
             batch_size: self.batch_size,
@@ -368,6 +407,7 @@ impl ReporterBuilder {
         let guard = ReporterGuard {
             stop: Some(stop_tx),
             done: Some(done_rx),
+            shared: Arc::clone(&reporter.shared),
         };
         let worker = ReporterWorker {
             inner: Box::pin(worker),
@@ -399,13 +439,18 @@ impl fmt::Debug for ReporterWorker {
 /// Stops the reporter's worker. [`shutdown`](Self::shutdown) waits for the queue to drain.
 ///
 /// Dropping the guard stops the worker without waiting: it still sends what is queued, but
-/// nobody waits for it. Binding the guard to `_` (`let _ = …`) drops it at once; bind it to a
-/// name (`let (reporter, _guard) = …`) to keep the reporter running.
+/// nobody waits for it, and every report after that is dropped. Binding the guard to `_`
+/// (`let (reporter, _) = …`) drops it at once; bind it to a name
+/// (`let (reporter, _guard) = …`) to keep the reporter running. A reporter whose guard was
+/// dropped says so in a warning (`tracing`) at the first report it drops, and counts every
+/// one in [`ReporterStats::dropped_closed`].
 #[must_use = "dropping the guard stops the reporter's worker"]
 pub struct ReporterGuard {
     /// Carries when `shutdown` stops waiting (`None`: nobody waits).
     stop: Option<oneshot::Sender<Option<Instant>>>,
     done: Option<oneshot::Receiver<worker::Closed>>,
+    /// Where the guard says why the worker stops.
+    shared: Arc<Shared>,
 }
 
 impl ReporterGuard {
@@ -423,6 +468,7 @@ impl ReporterGuard {
     /// the worker had already gone without draining (its task was aborted or dropped with its
     /// runtime): what was queued is lost.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<(), ShutdownError> {
+        self.shared.stop.store(STOP_SHUTDOWN, Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(Instant::now().checked_add(timeout));
         }
@@ -444,6 +490,7 @@ impl Drop for ReporterGuard {
         // Signal only: blocking here would stall a runtime thread, or deadlock a current_thread
         // runtime whose worker task could never run.
         if let Some(stop) = self.stop.take() {
+            self.shared.stop.store(STOP_GUARD_DROPPED, Relaxed);
             let _ = stop.send(None);
         }
     }

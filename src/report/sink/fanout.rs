@@ -3,7 +3,7 @@
 use std::{
     borrow::Cow,
     fmt,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -23,10 +23,8 @@ use crate::report::{Report, Reporter, ReporterBuilder, ReporterGuard};
 /// [`send`](Sink::send) never waits: it queues clones of the reports for each entry. At
 /// shutdown, [`close`](Sink::close) drains every entry's queue into its sink.
 ///
-/// # Panics
-///
-/// [`Fanout::sink`] and [`Fanout::sink_with`] spawn the entry's worker, so they must be called
-/// inside a tokio runtime.
+/// Building a `Fanout` needs no runtime: each entry's worker is spawned at the first batch,
+/// on the runtime of the reporter's worker.
 ///
 /// # Example
 ///
@@ -57,9 +55,16 @@ pub struct Fanout {
 struct Entry {
     name: Cow<'static, str>,
     filter: Option<Filter>,
+    health: Box<dyn Fn() -> Vec<SinkHealth> + Send + Sync>,
+    /// Started by the first batch (or by `close`), inside the reporter worker's runtime.
+    worker: OnceLock<EntryWorker>,
+    start: Box<dyn Fn() -> EntryWorker + Send + Sync>,
+}
+
+/// An entry's running worker.
+struct EntryWorker {
     reporter: Reporter,
     guard: Mutex<Option<ReporterGuard>>,
-    health: Box<dyn Fn() -> Vec<SinkHealth> + Send + Sync>,
 }
 
 type Filter = Arc<dyn Fn(&Report) -> bool + Send + Sync>;
@@ -76,7 +81,7 @@ type Filter = Arc<dyn Fn(&Report) -> bool + Send + Sync>;
 /// // while: up to 100,000 reports wait for it.
 /// let options = SinkOptions::new()
 ///     .batch_size(500)
-///     .interval(Duration::from_secs(1))
+///     .linger(Duration::from_secs(1))
 ///     .queue_capacity(100_000)
 ///     .timeout(Duration::from_secs(90));
 /// # let _ = options;
@@ -117,10 +122,12 @@ impl SinkOptions {
         self
     }
 
-    /// How long a batch may gather after its first report before it is sent.
+    /// How long a batch may gather after its first report before it is sent: the entry's
+    /// [`ReporterBuilder::linger`]. Defaults to
+    /// [`DEFAULT_LINGER`](ReporterBuilder::DEFAULT_LINGER).
     #[must_use]
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.builder = self.builder.linger(interval);
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.builder = self.builder.linger(linger);
         self
     }
 
@@ -173,23 +180,40 @@ impl Fanout {
     ) -> Self {
         let sink = Arc::new(sink);
         let inner = Arc::clone(&sink);
-        let (reporter, guard) = options.builder.plain().spawn(sink);
+        let builder = options.builder.plain();
+        let start = move || {
+            let (reporter, guard) = builder.clone().spawn(Arc::clone(&sink));
+            EntryWorker {
+                reporter,
+                guard: Mutex::new(Some(guard)),
+            }
+        };
         self.entries.push(Entry {
             name: name.into(),
             filter: options.filter,
-            reporter,
-            guard: Mutex::new(Some(guard)),
             health: Box::new(move || inner.health()),
+            worker: OnceLock::new(),
+            start: Box::new(start),
         });
         self
     }
 }
 
 impl Entry {
+    /// The entry's worker, spawned on first use: only ever from the reporter's worker (`send`,
+    /// `close`), which runs in a tokio runtime.
+    fn worker(&self) -> &EntryWorker {
+        self.worker.get_or_init(|| (self.start)())
+    }
+
     /// The sink's own counters, with what its queue holds and dropped added to the first; or,
     /// for a sink without counters, the queue's.
     fn health(&self) -> Vec<SinkHealth> {
-        let stats = self.reporter.stats();
+        let stats = self
+            .worker
+            .get()
+            .map(|w| w.reporter.stats())
+            .unwrap_or_default();
         let dropped = stats.dropped_full + stats.dropped_closed;
         let queued = stats.queue_depth as u64;
         let mut health = (self.health)();
@@ -218,9 +242,10 @@ impl Entry {
 impl Sink for Fanout {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
         for entry in &self.entries {
+            let reporter = &entry.worker().reporter;
             for report in batch {
                 if entry.filter.as_ref().is_none_or(|accepts| accepts(report)) {
-                    entry.reporter.try_report(report.clone());
+                    reporter.try_report(report.clone());
                 }
             }
         }
@@ -234,8 +259,10 @@ impl Sink for Fanout {
     /// Stops every entry's worker at once and waits for them all to drain: a hung sink holds
     /// up no other. The reporter's own shutdown timeout bounds the whole close.
     async fn close(&self) {
+        // An entry that never got a batch starts now, so that its sink is closed all the same.
         let guards = self.entries.iter().filter_map(|entry| {
             entry
+                .worker()
                 .guard
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
