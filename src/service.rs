@@ -420,7 +420,12 @@ impl Recorder {
         reason: Option<Cow<'static, str>>,
         retry_after: Option<Duration>,
     ) -> Response<B> {
-        if self.delivery().fingerprint.is_none() {
+        // Read only: after a panic the handler's extension may still share the record.
+        let delivery = self
+            .slot
+            .as_ref()
+            .expect("`send` has not taken the delivery yet");
+        if delivery.fingerprint().is_none() {
             self.body_read = self.start.elapsed(); // answered while reading
         }
         let mut res = respond.respond(&Answer {
@@ -428,10 +433,7 @@ impl Recorder {
             outcome,
             reason: reason.as_deref(),
             retry_after,
-            delivery: self
-                .slot
-                .as_ref()
-                .expect("`send` has not taken the delivery yet"),
+            delivery,
         });
         if let Some(after) = retry_after {
             let secs = HeaderValue::from(after.as_secs().max(1));
