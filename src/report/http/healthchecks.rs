@@ -10,8 +10,9 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::{
+    counters::Pending,
     delivered_fine, join, parse_url,
-    transport::{Backend, Call, Pending},
+    transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
 use crate::{

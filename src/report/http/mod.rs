@@ -78,10 +78,15 @@
 //! # }
 //! ```
 
+mod breaker;
+mod counters;
 mod healthchecks;
 mod json;
+mod retry;
+mod retry_after;
 mod seiri;
 mod slack;
+mod tls;
 mod transport;
 
 use std::fmt;
@@ -90,11 +95,12 @@ use http::StatusCode;
 
 pub use healthchecks::HealthchecksSink;
 pub use json::JsonHttpSink;
+pub use retry::RetryPolicy;
+#[cfg(fuzzing)]
+pub(crate) use retry_after::retry_after;
 pub use seiri::{SeiriMode, SeiriSink};
 pub use slack::SlackSink;
-#[cfg(fuzzing)]
-pub(crate) use transport::retry_after;
-pub use transport::{HttpTransport, HttpTransportBuilder, RetryPolicy};
+pub use transport::{HttpTransport, HttpTransportBuilder};
 
 use crate::{BoxError, Outcome};
 
