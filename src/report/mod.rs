@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+mod de;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
