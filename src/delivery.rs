@@ -227,7 +227,8 @@ impl SignatureStatus {
 
 /// A hash of a delivery's body, to recognise the same payload across deliveries.
 ///
-/// Displays as `xxh3-128:<32 hex digits>` or `sha256:<64 hex digits>`.
+/// Displays as `xxh3-128:<32 hex digits>` or `sha256:<64 hex digits>`, and deserializes from
+/// that form (lowercase), as in a report's `fingerprint`.
 ///
 /// # Example
 ///

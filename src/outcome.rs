@@ -314,6 +314,12 @@ pub struct Field {
 }
 
 /// The value of a custom [`Field`].
+///
+/// Deserializes from a JSON boolean, number, string or `null`, as in a report's `fields` and an
+/// alert's `figures`. A number reads back as its form says: an integer as `U64` (`I64` if
+/// negative), one with a fraction or an exponent as `F64`. So an `I64` that is not negative
+/// reads back as a `U64`, and `null` (a non-finite `F64`) as `F64(NaN)`: both write the same
+/// JSON again.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum FieldValue {

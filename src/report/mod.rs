@@ -80,7 +80,33 @@ use crate::{outcome::Field, watch::Alert, Delivery, FieldValue, Outcome};
 
 /// What the reporter sends to its sink.
 ///
-/// Serializes to the JSON schema documented in `docs/report-schema.md`, with a `"type"` tag.
+/// Serializes to the JSON schema documented in `docs/report-schema.md`, with a `"type"` tag, and
+/// deserializes from it: a backend written in Rust reads what the sinks send back into this type
+/// (by its `"type"`), and writing it again gives the same JSON. Unknown keys are skipped, so
+/// that reports from a newer version stay readable; a missing `"type"`, an unknown outcome or a
+/// malformed value is an error.
+///
+/// Floats (custom [fields](DeliveryReport::fields), alert figures) read back to the bit only
+/// with serde_json's `float_roundtrip` feature: its default parser can be one unit in the last
+/// place off, and such a float is then written back differently.
+///
+/// # Example
+///
+/// A line a [`JsonLinesSink`] wrote, read back:
+///
+/// ```
+/// use webhook_monitor::{FailureKind, Outcome, Report};
+///
+/// let line = r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#;
+///
+/// let report: Report = serde_json::from_str(line)?;
+/// let delivery = report.as_delivery().expect("a delivery report");
+/// assert_eq!(delivery.outcome, Outcome::Failure(FailureKind::Marked));
+/// assert_eq!(delivery.delivery.id(), Some("d-7"));
+/// assert_eq!(delivery.reason.as_deref(), Some("missing order_id"));
+/// assert_eq!(serde_json::to_string(&report)?, line);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Report {
@@ -119,6 +145,13 @@ impl Report {
 }
 
 /// One delivery: what came in, what the handler answered, how long each part took.
+///
+/// Serializes to, and deserializes from, the `"type": "delivery"` object of
+/// `docs/report-schema.md` (see [`Report`]), its [`Delivery`] record included. Read back, its
+/// times are to the microsecond, as written; `mean_retry_interval_ms` is not read but worked
+/// out again from `received_at`, `first_seen` and `times_seen`
+/// ([`Delivery::mean_retry_interval`]); and the provider's send time, which the schema does not
+/// carry, reads back as `received_at` minus `lag_ms` ([`Delivery::sent_at`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryReport {
@@ -149,6 +182,9 @@ pub struct DeliveryReport {
 }
 
 /// Noteworthy facts about a delivery.
+///
+/// Deserializes from a report's `flags`, a list of flag names; a name this version does not
+/// know is skipped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Flags {
@@ -258,6 +294,10 @@ impl Serialize for DeliveryReport {
 /// The reporter's own counters and its sinks', sent to the sinks every
 /// [`health_interval`](ReporterBuilder::health_interval): a backend that is failing shows here,
 /// through the sinks that still work.
+///
+/// Serializes to, and deserializes from, the `"type": "health"` object of
+/// `docs/report-schema.md` (see [`Report`]), its [`ReporterStats`] and [`SinkHealth`] entries
+/// included. Read back, [`at`](Self::at) is to the second, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthReport {

@@ -13,6 +13,10 @@ use crate::{outcome::Field, report::FieldMap};
 /// After it resolves it cannot open again for the route's
 /// [cooldown](super::Watch::cooldown).
 ///
+/// Serializes to, and deserializes from, the `"type": "alert"` object of
+/// `docs/report-schema.md` (see [`Report`](crate::report::Report)). Read back, its times are to
+/// the second, as written, and its severity is the one written.
+///
 /// # Example
 ///
 /// ```
@@ -54,6 +58,8 @@ impl Alert {
 }
 
 /// What a watcher detected.
+///
+/// Deserializes from its [name](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AlertKind {
@@ -144,6 +150,8 @@ impl AlertKind {
 }
 
 /// How urgent an [`Alert`] is.
+///
+/// Deserializes from its [name](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Severity {
@@ -164,6 +172,8 @@ impl Severity {
 }
 
 /// Whether an [`Alert`] opens or resolves.
+///
+/// Deserializes from its [name](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AlertState {

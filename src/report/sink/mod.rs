@@ -87,6 +87,9 @@ impl<S: Sink> Sink for std::sync::Arc<S> {
 ///
 /// `accepted` reports were handed to it; each ends as `sent`, `failed` (the backend refused
 /// it, or the retry window ran out) or `dropped` (its buffer was full), or is still `queued`.
+///
+/// Deserializes from one entry of a health report's `sinks` (see
+/// [`HealthReport`](super::HealthReport)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct SinkHealth {
