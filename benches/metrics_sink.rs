@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let recorder = PrometheusBuilder::new()
-        .set_buckets(&MetricsSink::DURATION_BUCKETS)
+        .set_buckets(MetricsSink::DURATION_BUCKETS)
         .expect("buckets")
         .build_recorder();
     let handle = recorder.handle();

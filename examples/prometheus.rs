@@ -3,7 +3,9 @@
 //!
 //! Run with `cargo run --example prometheus --features metrics,axum`. It serves a monitored
 //! GitHub webhook route on 127.0.0.1, sends itself a few deliveries (a success, a copy of it, a
-//! failure, a forged signature), scrapes its own `/metrics` and prints the webhook metrics.
+//! failure, a forged signature), scrapes its own `/metrics` and prints the webhook metrics: the
+//! durations as histograms, with buckets at the providers' timeouts
+//! (`MetricsSink::DURATION_BUCKETS`), so that `histogram_quantile` works across a fleet.
 //!
 //! Run with `cargo run --example prometheus --features metrics,axum -- --serve` to keep serving
 //! on 127.0.0.1:3000 (then `curl http://127.0.0.1:3000/metrics`).
@@ -18,7 +20,7 @@ use axum::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use webhook_monitor::{
     dedupe::MemoryStore,
     report::{Fanout, MetricsSink, Reporter, TracingSink},
@@ -54,9 +56,16 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         .with_writer(std::io::stderr)
         .init();
 
-    // Install the recorder before the reporter starts. Durations as histograms, not summaries.
+    // Install the recorder before the reporter starts. Durations as histograms, not summaries:
+    // without buckets the exporter renders a summary (this process's quantiles, which cannot be
+    // added up across a fleet). The buckets go from 5 ms to 60 s with a bound at every
+    // provider's timeout (3, 5, 10, 15, 30 s) and at 80% of it; the matcher keeps them to the
+    // webhook metrics, leaving the application's own histograms alone.
     let metrics = PrometheusBuilder::new()
-        .set_buckets(&MetricsSink::DURATION_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Prefix("webhook_".to_owned()),
+            MetricsSink::DURATION_BUCKETS,
+        )?
         .install_recorder()?;
     // Without the exporter's own listener, upkeep (draining histogram samples) is ours to run.
     let upkeep = metrics.clone();
@@ -121,12 +130,27 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
             .get(format!("http://{addr}/metrics").parse()?)
             .await?;
         let text = res.into_body().collect().await?.to_bytes();
-        println!("\nGET /metrics (webhook_* series):\n");
-        for line in std::str::from_utf8(&text)?.lines() {
+        let text = std::str::from_utf8(&text)?;
+        println!("\nGET /metrics (webhook_* series, without the buckets):\n");
+        for line in text.lines() {
             if line.starts_with("webhook_") && !line.contains("_bucket{") {
                 println!("{line}");
             }
         }
+        // Each duration is a histogram: one cumulative counter per bucket, which Prometheus
+        // adds up across instances.
+        println!(
+            "\nThe time to answer every delivery (copies and rejections too), as a histogram:\n"
+        );
+        for line in text.lines() {
+            if line.starts_with("webhook_total_duration_seconds_bucket{") {
+                println!("{line}");
+            }
+        }
+        println!(
+            "\nA fleet's p95 per route: histogram_quantile(0.95, sum by (route, le) \
+             (rate(webhook_total_duration_seconds_bucket[5m])))"
+        );
     }
 
     server.abort();

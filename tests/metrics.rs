@@ -20,7 +20,7 @@ use axum::{
 };
 use http::Request;
 use http_body_util::BodyExt;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::ServiceExt;
 use webhook_monitor::{
     dedupe::MemoryStore,
@@ -29,12 +29,16 @@ use webhook_monitor::{
     Mark, Policy, Report, WebhookMonitorLayer,
 };
 
-/// The process-wide Prometheus recorder, with buckets so that durations render as histograms.
+/// The process-wide Prometheus recorder, with buckets for the webhook metrics (as the docs
+/// advise) so that durations render as histograms.
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         PrometheusBuilder::new()
-            .set_buckets(&MetricsSink::DURATION_BUCKETS)
+            .set_buckets_for_metric(
+                Matcher::Prefix("webhook_".to_owned()),
+                MetricsSink::DURATION_BUCKETS,
+            )
             .unwrap()
             .install_recorder()
             .unwrap()
@@ -214,6 +218,69 @@ async fn durations_are_recorded_in_seconds_for_the_outcomes_they_describe() {
     )
     .unwrap();
     assert!(total >= sum, "{total} < {sum}");
+}
+
+#[test]
+fn duration_buckets_are_sorted_and_bound_the_providers_budgets() {
+    let buckets = MetricsSink::DURATION_BUCKETS;
+    assert!(
+        buckets.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {buckets:?}"
+    );
+    assert!(buckets.iter().all(|b| b.is_finite() && *b > 0.0));
+    // Slack/Zoom/Discord, Shopify/Paddle/Razorpay, GitHub/Square/GitLab, Twilio/Svix, GHES.
+    for budget in [3.0, 5.0, 10.0, 15.0, 30.0] {
+        assert!(buckets.contains(&budget), "{budget} s in {buckets:?}");
+        // Where `near_timeout` starts.
+        let near = budget * f64::from(Policy::NEAR_TIMEOUT_PERCENT) / 100.0;
+        assert!(buckets.contains(&near), "{near} s in {buckets:?}");
+    }
+    assert_eq!(buckets.first(), Some(&0.005));
+    assert!(buckets.last().is_some_and(|last| *last > 30.0), "past 30 s");
+}
+
+#[tokio::test]
+async fn durations_render_as_histograms_with_every_bucket() {
+    let (app, guard) = route("bucketed");
+    let slow = [("x-delivery-id", "b1"), ("x-sleep-ms", "30")];
+    assert_eq!(deliver(&app, &slow, b"{}").await, StatusCode::OK);
+    guard.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let text = prometheus().render();
+    let metrics = [
+        "webhook_body_read_duration_seconds",
+        "webhook_handler_duration_seconds",
+        "webhook_total_duration_seconds",
+    ];
+    for metric in metrics {
+        assert!(
+            text.contains(&format!("# TYPE {metric} histogram\n")),
+            "{metric} in\n{text}"
+        );
+        let bounds = MetricsSink::DURATION_BUCKETS.iter().map(f64::to_string);
+        let mut last = 0.0;
+        for le in bounds.chain(["+Inf".to_owned()]) {
+            let series = format!(r#"{metric}_bucket{{route="bucketed",le="{le}"}}"#);
+            let count = value(&text, &series).unwrap_or_else(|| panic!("{series} in\n{text}"));
+            assert!(count >= last, "cumulative: {series} {count} < {last}");
+            last = count;
+        }
+        assert_eq!(last, 1.0, "{metric}: one delivery");
+        let quantile = format!(r#"{metric}{{route="bucketed",quantile="#);
+        assert!(!text.contains(&quantile), "not a summary: {metric}");
+    }
+    // The budgets render as written in the constant, and the slow handler (30 ms) lands
+    // between 25 and 50 ms.
+    let handler = |le: &str| {
+        let series =
+            format!(r#"webhook_handler_duration_seconds_bucket{{route="bucketed",le="{le}"}}"#);
+        value(&text, &series)
+    };
+    for le in ["3", "5", "10", "15", "30", "60"] {
+        assert_eq!(handler(le), Some(1.0), "le={le}");
+    }
+    assert_eq!(handler("0.025"), Some(0.0));
+    assert_eq!(handler("0.05"), Some(1.0));
 }
 
 #[tokio::test]

@@ -55,28 +55,57 @@ use crate::{
 /// describe one reporter: run one per process, as intended.
 ///
 /// Rejections by reason are `webhook_deliveries_total{outcome="rejected"}` by `detail`,
-/// duplicates `webhook_deliveries_total{outcome="duplicate"}`. Histograms render as Prometheus
-/// summaries unless the exporter is given buckets, for instance
-/// [`DURATION_BUCKETS`](Self::DURATION_BUCKETS).
+/// duplicates `webhook_deliveries_total{outcome="duplicate"}`.
 ///
 /// Install the recorder before the reporter starts: the sink describes the metrics on its first
 /// batch, and keeps the handles it registers per route and outcome, so that a report costs a
 /// few atomic operations rather than a registry lookup.
 ///
+/// # Histograms and their buckets
+///
+/// The three durations, `webhook_body_read_duration_seconds`,
+/// `webhook_handler_duration_seconds` and `webhook_total_duration_seconds`, are recorded as
+/// histograms, in seconds. What a histogram becomes is the recorder's choice:
+/// metrics-exporter-prometheus renders one as a *summary* (quantiles of this process, a sum and
+/// a count) unless it is given buckets. Quantiles of one process cannot be added up, so a
+/// fleet's p95 needs buckets: give the exporter [`DURATION_BUCKETS`](Self::DURATION_BUCKETS)
+/// for the `webhook_` metrics (or buckets of your own), and each duration renders as
+/// `_bucket{le="…"}` counters that Prometheus' `histogram_quantile` sums across instances:
+///
+/// ```text
+/// histogram_quantile(0.95, sum by (route, le) (rate(webhook_total_duration_seconds_bucket[5m])))
+/// ```
+///
+/// `webhook_total_duration_seconds` is the time the [timeout budget](crate::Policy::timeout_budget)
+/// is measured against, and the buckets include every provider's budget, so the share of a
+/// route's deliveries answered after a 3 s budget (Slack's) is exact:
+///
+/// ```text
+/// 1 - sum(rate(webhook_total_duration_seconds_bucket{route="slack",le="3"}[5m]))
+///   / sum(rate(webhook_total_duration_seconds_count{route="slack"}[5m]))
+/// ```
+///
+/// Each bucket is one more series per route and duration metric: 20 with `+Inf`, so 60 per
+/// route.
+///
 /// # Example
 ///
 /// With metrics-exporter-prometheus, serving `handle.render()` at `/metrics` (see
-/// `examples/prometheus.rs`):
+/// `examples/prometheus.rs`). The matcher gives the buckets to this sink's histograms only,
+/// leaving the application's own to their settings:
 ///
 /// ```
 /// use std::time::Duration;
-/// use metrics_exporter_prometheus::PrometheusBuilder;
+/// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 /// use webhook_monitor::report::{MetricsSink, Reporter};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), webhook_monitor::BoxError> {
 /// let handle = PrometheusBuilder::new()
-///     .set_buckets(&MetricsSink::DURATION_BUCKETS)?
+///     .set_buckets_for_metric(
+///         Matcher::Prefix("webhook_".to_owned()),
+///         MetricsSink::DURATION_BUCKETS,
+///     )?
 ///     .install_recorder()?;
 /// let (reporter, guard) = Reporter::spawn(MetricsSink::new());
 /// // … hand `reporter` to `WebhookMonitorLayer::new`, serve `handle.render()` …
@@ -177,10 +206,49 @@ const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 26] = [
 ];
 
 impl MetricsSink {
-    /// Histogram buckets for the duration metrics, in seconds: from 5 ms to 30 s, with bounds
-    /// at the providers' usual timeouts (Shopify waits 5 s, GitHub 10 s).
-    pub const DURATION_BUCKETS: [f64; 12] = [
-        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    /// Histogram buckets for the three duration metrics, in seconds, sorted: from 5 ms to 60 s,
+    /// with a bound at every provider's response timeout and at 80% of it.
+    ///
+    /// - 5 ms to 1 s in 1-2.5-5 steps: a healthy handler's answer, and the body reads.
+    /// - The providers' response timeouts, as their presets set the
+    ///   [`timeout_budget`](crate::Policy::timeout_budget): 3 s (Slack, Zoom, Discord), 5 s
+    ///   (Shopify, Paddle, Razorpay), 10 s (GitHub, Square, GitLab), 15 s (Twilio, Svix and
+    ///   Standard Webhooks); and 30 s, the longest any provider documents (GitHub Enterprise
+    ///   Server) and the default [body timeout](crate::Policy::DEFAULT_BODY_TIMEOUT). A bound on
+    ///   a budget counts exactly the deliveries answered in time; the others were
+    ///   [late](crate::Outcome::Late) or failed, and the provider retries them.
+    /// - 80% of each budget (2.4, 4, 8, 12 and 24 s): where a delivery is flagged
+    ///   [`near_timeout`](crate::Flags::near_timeout)
+    ///   ([`NEAR_TIMEOUT_PERCENT`](crate::Policy::NEAR_TIMEOUT_PERCENT)), so a p95 that creeps
+    ///   towards a budget shows before it crosses it, rather than somewhere in a bucket as wide
+    ///   as the budget.
+    /// - 60 s, twice the longest budget: a handler that runs far past every provider's patience
+    ///   still lands in a bucket, not only in `+Inf`.
+    ///
+    /// Pass them to the recorder; see [Histograms and their
+    /// buckets](Self#histograms-and-their-buckets).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    /// use webhook_monitor::report::MetricsSink;
+    ///
+    /// # fn main() -> Result<(), metrics_exporter_prometheus::BuildError> {
+    /// let recorder = PrometheusBuilder::new()
+    ///     .set_buckets_for_metric(
+    ///         Matcher::Prefix("webhook_".to_owned()),
+    ///         MetricsSink::DURATION_BUCKETS,
+    ///     )?
+    ///     .build_recorder();
+    /// # let _ = recorder;
+    /// assert!(MetricsSink::DURATION_BUCKETS.contains(&3.0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub const DURATION_BUCKETS: &'static [f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.4, 3.0, 4.0, 5.0, 8.0, 10.0, 12.0, 15.0,
+        24.0, 30.0, 60.0,
     ];
 
     /// A metrics sink, for the recorder installed when it gets its first batch.
