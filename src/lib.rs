@@ -78,6 +78,12 @@
 //! a rejected delivery of that route, and feed its watchers (all deliveries rejected): someone
 //! gets paged for a scanner. With `route_layer`, an unmatched path is a plain `404`, unseen.
 //!
+//! Several providers in one app: `Router::route_layer` wraps every route added *before* it, so
+//! in `.route("/a", ..).route_layer(a).route("/b", ..).route_layer(b)` route `/a` is behind
+//! both layers (and `b`'s policy rejects `/a`'s deliveries). Put each layer on its own route
+//! (`post(handler).layer(..)`), or build one router per provider and `merge` them, as the
+//! `axum_providers` example does.
+//!
 //! # Features
 //!
 //! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
