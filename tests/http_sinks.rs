@@ -8,7 +8,6 @@ mod common;
 
 use std::{
     collections::VecDeque,
-    io,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -777,30 +776,9 @@ async fn a_backend_down_at_start_gets_every_report_once_it_is_up() {
     assert_settled(&h);
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test] // current_thread: the subscriber set below sees the sink's events
 async fn a_refused_report_is_not_retried_and_is_counted_failed_and_logged_once() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _default) = common::Logs::capture();
     let backend = Backend::new([Answer::Body(400, "no such field: x"), Answer::Status(422)]);
     let sink = json_sink(backend.serve().await, retry());
     let batch = deliveries(2).await;
@@ -824,7 +802,7 @@ async fn a_refused_report_is_not_retried_and_is_counted_failed_and_logged_once()
     );
     assert!(!h.down);
     assert_settled(&h);
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert_eq!(
         logs.matches("backend refused a report").count(),
         1,

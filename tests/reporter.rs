@@ -12,6 +12,7 @@ use std::{
 };
 
 use axum::{body::Body, routing::post, Router};
+use common::Logs;
 use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use webhook_monitor::{
@@ -180,35 +181,9 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
     assert_eq!(reporter.stats().dropped_closed, 1);
 }
 
-/// Log lines written through `tracing`, for a test to read.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_guard_bound_to_underscore_is_loud_once_and_counted() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
 
     let sink = MemorySink::new();
     let (reporter, _) = Reporter::spawn(sink.clone());
@@ -241,13 +216,7 @@ async fn a_guard_bound_to_underscore_is_loud_once_and_counted() {
 
 #[tokio::test]
 async fn a_report_after_shutdown_names_the_shutdown() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
 
     let (reporter, guard) = Reporter::spawn(MemorySink::new());
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
