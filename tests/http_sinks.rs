@@ -778,7 +778,7 @@ async fn a_backend_down_at_start_gets_every_report_once_it_is_up() {
 
 #[tokio::test] // current_thread: the subscriber set below sees the sink's events
 async fn a_refused_report_is_not_retried_and_is_counted_failed_and_logged_once() {
-    let (logs, _default) = common::Logs::capture();
+    let (logs, _default) = common::SharedBuf::capture_logs();
     let backend = Backend::new([Answer::Body(400, "no such field: x"), Answer::Status(422)]);
     let sink = json_sink(backend.serve().await, retry());
     let batch = deliveries(2).await;

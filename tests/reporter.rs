@@ -12,7 +12,7 @@ use std::{
 };
 
 use axum::{body::Body, routing::post, Router};
-use common::Logs;
+use common::SharedBuf;
 use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use webhook_monitor::{
@@ -183,7 +183,7 @@ async fn dropping_the_guard_stops_the_worker_after_draining() {
 
 #[tokio::test]
 async fn a_guard_bound_to_underscore_is_loud_once_and_counted() {
-    let (logs, _logging) = Logs::capture();
+    let (logs, _logging) = SharedBuf::capture_logs();
 
     let sink = MemorySink::new();
     let (reporter, _) = Reporter::spawn(sink.clone());
@@ -216,7 +216,7 @@ async fn a_guard_bound_to_underscore_is_loud_once_and_counted() {
 
 #[tokio::test]
 async fn a_report_after_shutdown_names_the_shutdown() {
-    let (logs, _logging) = Logs::capture();
+    let (logs, _logging) = SharedBuf::capture_logs();
 
     let (reporter, guard) = Reporter::spawn(MemorySink::new());
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
@@ -268,17 +268,6 @@ async fn with_a_sink_that_never_returns_10_000_requests_all_complete() {
     assert!(guard.shutdown(Duration::from_millis(10)).await.is_err());
 }
 
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn json_lines_follow_the_documented_schema() {
     let buf = SharedBuf::default();
@@ -305,7 +294,7 @@ async fn json_lines_follow_the_documented_schema() {
     svc.oneshot(req).await.unwrap();
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
 
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     let lines: Vec<_> = out.lines().collect();
     assert_eq!(lines.len(), 1);
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
@@ -512,6 +501,6 @@ async fn a_blocked_json_lines_writer_does_not_stall_the_runtime() {
     drop(reporter);
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
     watchdog.join().unwrap();
-    let lines = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines = out.text();
     assert_eq!(lines.lines().count(), 2, "{lines}");
 }

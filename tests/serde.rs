@@ -2,17 +2,19 @@
 //! line deserialized into a `Report` and checked, and written again byte for byte.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     convert::Infallible,
-    io::Write,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::body::Body;
+use common::SharedBuf;
 use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceExt};
 use webhook_monitor::{
@@ -24,18 +26,6 @@ use webhook_monitor::{
     FailureKind, FieldValue, Mark, Outcome, PayloadChecks, Policy, RejectReason, Report,
     SignatureStatus, WebhookBody, WebhookMonitorLayer,
 };
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const SECRET: &str = "whsec_serde";
 
@@ -120,7 +110,7 @@ async fn every_line_the_json_lines_sink_writes_reads_back_into_a_report() {
     tokio::time::sleep(Duration::from_millis(250)).await; // a health report or two
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
 
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let out = buf.text();
     let mut reports = Vec::new();
     for line in out.lines() {
         let report: Report = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));

@@ -99,14 +99,15 @@ pub async fn send(url: &str, body: ClientBody, headers: &[(&str, &str)]) -> (Sta
     (status, res.into_body().collect().await.unwrap().to_bytes())
 }
 
-/// What `tracing` writes on this thread while the guard from [`Logs::capture`] lives: in a
-/// current_thread test, every event of the test, its server and its reporter.
+/// A writer into a shared buffer: for a `JsonLinesSink`, or for what `tracing` writes
+/// ([`SharedBuf::capture_logs`]).
 #[derive(Clone, Default)]
-pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-impl Logs {
-    /// Captures this thread's `tracing` events (no colours) until the guard is dropped.
-    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+impl SharedBuf {
+    /// Captures this thread's `tracing` events (no colours) until the guard is dropped: in a
+    /// current_thread test, every event of the test, its server and its reporter.
+    pub fn capture_logs() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -122,7 +123,7 @@ impl Logs {
     }
 }
 
-impl std::io::Write for Logs {
+impl std::io::Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
