@@ -180,14 +180,26 @@ impl Delivery {
     }
 
     /// With dedupe on and a retry: the mean interval between this delivery's attempts so far.
+    ///
+    /// Worked out from [`first_seen`](Self::first_seen) and
+    /// [`received_at`](Self::received_at) to the microsecond, as reports write them, so that a
+    /// report read back gives the same interval.
     pub fn mean_retry_interval(&self) -> Option<std::time::Duration> {
         let n = self.data.times_seen.filter(|&n| n > 1)?;
-        let span = self
-            .data
-            .received_at
-            .duration_since(self.data.first_seen?)
+        let span = whole_micros(self.data.received_at)
+            .duration_since(whole_micros(self.data.first_seen?))
             .ok()?;
         Some(span / (n - 1))
+    }
+}
+
+/// `t` without its nanoseconds past the microsecond, as RFC 3339 with micros writes it.
+fn whole_micros(t: SystemTime) -> SystemTime {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => {
+            SystemTime::UNIX_EPOCH + std::time::Duration::new(d.as_secs(), d.subsec_micros() * 1000)
+        }
+        Err(_) => t, // before 1970: reports cannot write it either
     }
 }
 

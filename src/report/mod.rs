@@ -57,7 +57,7 @@ mod worker;
 use std::{
     borrow::Cow,
     fmt,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use ::http::StatusCode; // `::`: not the `http` module below
@@ -278,7 +278,8 @@ impl Serialize for DeliveryReport {
             .first_seen()
             .map(|t| humantime::format_rfc3339_micros(t).to_string());
         m.serialize_entry("first_seen", &first_seen)?;
-        let interval = mean_retry_interval_as_written(d)
+        let interval = d
+            .mean_retry_interval()
             .map(|i| u64::try_from(i.as_millis()).unwrap_or(u64::MAX));
         m.serialize_entry("mean_retry_interval_ms", &interval)?;
         let lag = d
@@ -394,25 +395,6 @@ impl fmt::Display for HealthReport {
             )?;
         }
         Ok(())
-    }
-}
-
-/// [`Delivery::mean_retry_interval`], worked out from the times as the report writes them (to
-/// the microsecond), so that it agrees with them: a report read back (see `de.rs`) has only
-/// those times to work it out from, and writes the same figure again.
-fn mean_retry_interval_as_written(d: &Delivery) -> Option<Duration> {
-    let n = d.times_seen().filter(|&n| n > 1)?;
-    let span = whole_micros(d.received_at())
-        .duration_since(whole_micros(d.first_seen()?))
-        .ok()?;
-    Some(span / (n - 1))
-}
-
-/// `t` without its nanoseconds past the microsecond, as RFC 3339 with micros writes it.
-fn whole_micros(t: SystemTime) -> SystemTime {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => UNIX_EPOCH + Duration::new(d.as_secs(), d.subsec_micros() * 1000),
-        Err(_) => t, // before 1970: the RFC 3339 formatter does not write it either
     }
 }
 
