@@ -121,6 +121,25 @@ impl<I: Iterator<Item = &'static str> + Clone> fmt::Display for OneOf<I> {
     }
 }
 
+/// The one of `all` whose [`as_str`]-like `name` is `text`; else an error naming `what` and
+/// every name.
+fn by_name<T: Copy, E: de::Error>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    text: &str,
+    what: &str,
+) -> Result<T, E> {
+    all.iter()
+        .copied()
+        .find(|&t| name(t) == text)
+        .ok_or_else(|| {
+            let names = OneOf(all.iter().copied().map(name));
+            E::custom(format_args!(
+                "unknown {what} `{text}`, expected one of {names}"
+            ))
+        })
+}
+
 /// Reads `outcome` and `outcome_detail` back into an [`Outcome`].
 fn outcome<E: de::Error>(name: &str, detail: Option<&str>) -> Result<Outcome, E> {
     if let Some(found) = outcomes().find(|o| o.as_str() == name && o.detail() == detail) {
@@ -147,12 +166,7 @@ fn outcome<E: de::Error>(name: &str, detail: Option<&str>) -> Result<Outcome, E>
 
 /// Reads `signature` and `secret_index` back into a [`SignatureStatus`].
 fn signature<E: de::Error>(name: &str, index: Option<usize>) -> Result<SignatureStatus, E> {
-    let Some(status) = SIGNATURES.into_iter().find(|s| s.as_str() == name) else {
-        let names = OneOf(SIGNATURES.into_iter().map(SignatureStatus::as_str));
-        return Err(E::custom(format_args!(
-            "unknown signature `{name}`, expected one of {names}"
-        )));
-    };
+    let status = by_name(&SIGNATURES, SignatureStatus::as_str, name, "signature")?;
     match (status, index) {
         (SignatureStatus::Verified { .. }, Some(secret_index)) => {
             Ok(SignatureStatus::Verified { secret_index })
@@ -289,24 +303,13 @@ impl FromText for Fingerprint {
     }
 }
 
-/// `N` bytes from exactly `2 * N` lowercase hex digits, as `Fingerprint`'s `Display` writes them.
+/// `N` bytes from exactly `2 * N` lowercase hex digits, as `Fingerprint`'s `Display` writes
+/// them (uppercase would not write back the same).
 fn lower_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        }
-    }
-    if hex.len() != 2 * N {
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let mut out = [0; N];
-    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        let [hi, lo] = <[u8; 2]>::try_from(pair).ok()?;
-        *byte = nibble(hi)? << 4 | nibble(lo)?;
-    }
-    Some(out)
+    hex::decode_to_array(hex).ok()
 }
 
 /// Reads the form [`Fingerprint`]'s `Display` writes, as in a report's `fingerprint`:
@@ -321,15 +324,7 @@ impl FromText for AlertKind {
     const EXPECTING: &'static str = "an alert kind";
 
     fn from_text<E: de::Error>(text: &str) -> Result<Self, E> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                let names = OneOf(Self::ALL.into_iter().map(Self::as_str));
-                E::custom(format_args!(
-                    "unknown alert kind `{text}`, expected one of {names}"
-                ))
-            })
+        by_name(&Self::ALL, Self::as_str, text, "alert kind")
     }
 }
 
@@ -344,10 +339,7 @@ impl FromText for Severity {
     const EXPECTING: &'static str = "`warning` or `critical`";
 
     fn from_text<E: de::Error>(text: &str) -> Result<Self, E> {
-        SEVERITIES
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| Self::invalid(text))
+        by_name(&SEVERITIES, Self::as_str, text, "severity")
     }
 }
 
@@ -362,10 +354,7 @@ impl FromText for AlertState {
     const EXPECTING: &'static str = "`opened` or `resolved`";
 
     fn from_text<E: de::Error>(text: &str) -> Result<Self, E> {
-        ALERT_STATES
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| Self::invalid(text))
+        by_name(&ALERT_STATES, Self::as_str, text, "alert state")
     }
 }
 
@@ -611,15 +600,7 @@ impl FromText for ReportType {
     const EXPECTING: &'static str = "a report type";
 
     fn from_text<E: de::Error>(text: &str) -> Result<Self, E> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                let names = OneOf(Self::ALL.into_iter().map(Self::as_str));
-                E::custom(format_args!(
-                    "unknown report type `{text}`, expected one of {names}"
-                ))
-            })
+        by_name(&Self::ALL, Self::as_str, text, "report type")
     }
 }
 
@@ -1970,6 +1951,23 @@ mod tests {
                 "invalid value",
             ),
             (
+                // Uppercase hex would not write back the same.
+                edit(
+                    &delivery,
+                    "fingerprint",
+                    Some(json!("xxh3-128:5B7D2E4F0C1A9E8D7C6B5A4F3E2D1C0B")),
+                ),
+                "invalid value",
+            ),
+            (
+                edit(
+                    &delivery,
+                    "fingerprint",
+                    Some(json!("xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0")),
+                ),
+                "invalid value",
+            ),
+            (
                 edit(
                     &delivery,
                     "fingerprint",
@@ -2121,11 +2119,11 @@ mod tests {
             ),
             (
                 r#"{"type":"alert","state":"closed"}"#.to_owned(),
-                "invalid value: string \"closed\"",
+                "unknown alert state `closed`, expected one of `opened`, `resolved`",
             ),
             (
                 r#"{"type":"alert","severity":"info"}"#.to_owned(),
-                "invalid value: string \"info\"",
+                "unknown severity `info`, expected one of `warning`, `critical`",
             ),
             (
                 r#"{"type":"health","at":"1970-01-01T00:00:00Z"}"#.to_owned(),
