@@ -73,7 +73,8 @@ pub use reporter::{
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use sink::MetricsSink;
 pub use sink::{
-    Fanout, JsonLinesSink, MemorySink, Sink, SinkError, SinkHealth, SinkOptions, TracingSink,
+    Fanout, JsonLinesSink, MemorySink, RouteInfo, Sink, SinkError, SinkHealth, SinkOptions,
+    TracingSink,
 };
 
 use crate::{outcome::Field, watch::Alert, Delivery, FieldValue, Outcome};

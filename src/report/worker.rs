@@ -13,7 +13,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 
-use super::{reporter::Shared, HealthReport, Report, Sink, SinkError};
+use super::{reporter::Shared, HealthReport, Report, RouteInfo, Sink, SinkError};
 use crate::{outcome::panic_message, policy::Clock, watch::Watchers};
 
 pub(super) struct Config {
@@ -113,13 +113,14 @@ pub(super) async fn run<K: Sink>(
                 break;
             }
             () = next(&mut tick) => {
-                watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
+                watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
                 if !batch.is_empty() {
                     deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 }
                 continue;
             }
             () = next(&mut health) => {
+                register(&sink, watchers.as_mut(), &shared, &mut warnings);
                 let reporter = shared.stats(rx.len());
                 let panics = &shared.counters.sink_panics;
                 let sinks = guarded(|| sink.health(), panics, "a sink's health", &mut warnings);
@@ -154,13 +155,13 @@ pub(super) async fn run<K: Sink>(
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }
-        watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
         deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
     }
     // Stop accepting, then send what is already queued.
     rx.close();
     while rx.recv_many(&mut batch, config.batch_size).await > 0 {
-        watch(watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
         deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
     }
     // The sink's own close (a Fanout drains its entries) is cut short when `shutdown` gives up:
@@ -205,43 +206,69 @@ async fn next(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Feeds the batch's reports to the watchers and appends the alerts they raise. An empty batch
-/// (the tick) evaluates every route; otherwise only those with news are. A panic in a watcher
-/// is counted and logged; the batch goes on to the sink all the same.
-fn watch(
+/// Hands the routes layers registered since the last call to the sink and the watchers. A
+/// panic in the sink's `routes` or in a watcher is counted and logged.
+fn register<K: Sink>(
+    sink: &K,
     watchers: Option<&mut Watchers>,
+    shared: &Shared,
+    warnings: &mut Warnings,
+) {
+    if !shared.registered.swap(false, Relaxed) {
+        return;
+    }
+    let pending = std::mem::take(
+        &mut *shared
+            .registrations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let routes: Vec<RouteInfo> = pending
+        .iter()
+        .map(|r| RouteInfo::new(Arc::clone(&r.route), r.budget))
+        .collect();
+    let counters = &shared.counters;
+    guarded(
+        || sink.routes(&routes),
+        &counters.sink_panics,
+        "a sink's routes",
+        warnings,
+    );
+    if let Some(watchers) = watchers {
+        let register = || pending.into_iter().for_each(|r| watchers.register(r));
+        guarded(register, &counters.watcher_panics, "a watcher", warnings);
+    }
+}
+
+/// Registers new routes (see [`register`]), feeds the batch's reports to the watchers and
+/// appends the alerts they raise. An empty batch (the tick) evaluates every route; otherwise
+/// only those with news are. A panic in a watcher is counted and logged; the batch goes on to
+/// the sink all the same.
+fn watch<K: Sink>(
+    sink: &K,
+    mut watchers: Option<&mut Watchers>,
     shared: &Shared,
     batch: &mut Vec<Report>,
     warnings: &mut Warnings,
 ) {
+    register(sink, watchers.as_deref_mut(), shared, warnings);
     let Some(watchers) = watchers else {
         return;
     };
-    let panics = &shared.counters.watcher_panics;
+    let observe = || {
+        let now = Instant::now();
+        watchers.observe(batch, now);
+        let before = batch.len();
+        watchers.evaluate(now, before == 0, batch);
+        let raised = (batch.len() - before) as u64;
+        shared.counters.alerts.fetch_add(raised, Relaxed);
+    };
     guarded(
-        || observe(watchers, shared, batch),
-        panics,
+        observe,
+        &shared.counters.watcher_panics,
         "a watcher",
         warnings,
     );
-}
-
-fn observe(watchers: &mut Watchers, shared: &Shared, batch: &mut Vec<Report>) {
-    if shared.registered.swap(false, Relaxed) {
-        let pending = std::mem::take(
-            &mut *shared
-                .registrations
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        pending.into_iter().for_each(|r| watchers.register(r));
-    }
-    let now = Instant::now();
-    watchers.observe(batch, now);
-    let before = batch.len();
-    watchers.evaluate(now, before == 0, batch);
-    let raised = (batch.len() - before) as u64;
-    shared.counters.alerts.fetch_add(raised, Relaxed);
 }
 
 async fn deliver<K: Sink>(

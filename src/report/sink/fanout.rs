@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Sink, SinkError, SinkHealth};
+use super::{RouteInfo, Sink, SinkError, SinkHealth};
 use crate::report::{Report, Reporter, ReporterBuilder, ReporterGuard};
 
 /// Several sinks at once: each gets the reports its filter lets through, in its own bounded
@@ -55,10 +55,27 @@ pub struct Fanout {
 struct Entry {
     name: Cow<'static, str>,
     filter: Option<Filter>,
-    health: Box<dyn Fn() -> Vec<SinkHealth> + Send + Sync>,
+    /// The sink, for what the worker asks of it directly: its counters and the routes.
+    sink: Arc<dyn SyncParts>,
     /// Started by the first batch (or by `close`), inside the reporter worker's runtime.
     worker: OnceLock<EntryWorker>,
     start: Box<dyn Fn() -> EntryWorker + Send + Sync>,
+}
+
+/// The synchronous part of [`Sink`], which is object-safe.
+trait SyncParts: Send + Sync {
+    fn health(&self) -> Vec<SinkHealth>;
+    fn routes(&self, routes: &[RouteInfo]);
+}
+
+impl<S: Sink> SyncParts for S {
+    fn health(&self) -> Vec<SinkHealth> {
+        Sink::health(self)
+    }
+
+    fn routes(&self, routes: &[RouteInfo]) {
+        Sink::routes(self, routes);
+    }
 }
 
 /// An entry's running worker.
@@ -191,7 +208,7 @@ impl Fanout {
         self.entries.push(Entry {
             name: name.into(),
             filter: options.filter,
-            health: Box::new(move || inner.health()),
+            sink: inner,
             worker: OnceLock::new(),
             start: Box::new(start),
         });
@@ -216,7 +233,7 @@ impl Entry {
             .unwrap_or_default();
         let dropped = stats.dropped_full + stats.dropped_closed;
         let queued = stats.queue_depth as u64;
-        let mut health = (self.health)();
+        let mut health = self.sink.health();
         match health.first_mut() {
             Some(first) => {
                 first.accepted += dropped + queued;
@@ -254,6 +271,11 @@ impl Sink for Fanout {
 
     fn health(&self) -> Vec<SinkHealth> {
         self.entries.iter().flat_map(Entry::health).collect()
+    }
+
+    /// Every entry's sink learns the routes, whatever its filter.
+    fn routes(&self, routes: &[RouteInfo]) {
+        self.entries.iter().for_each(|entry| entry.sink.routes(routes));
     }
 
     /// Stops every entry's worker at once and waits for them all to drain: a hung sink holds

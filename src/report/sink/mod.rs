@@ -59,6 +59,14 @@ pub trait Sink: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The routes layers were built for since the last call, with their timeout budgets: a
+    /// sink that shows routes (a [`History`](crate::history::History)) knows them before their
+    /// first delivery. The worker calls it before the batch that follows the layers' building.
+    /// Defaults to nothing.
+    fn routes(&self, routes: &[RouteInfo]) {
+        let _ = routes;
+    }
+
     /// Called once when the reporter stops, after its last batch: send what the sink still
     /// holds (a sink with its own queue or retry buffer), and return. The reporter's
     /// [`shutdown`](super::ReporterGuard::shutdown) timeout bounds it. Defaults to nothing.
@@ -78,8 +86,53 @@ impl<S: Sink> Sink for std::sync::Arc<S> {
         (**self).health()
     }
 
+    fn routes(&self, routes: &[RouteInfo]) {
+        (**self).routes(routes);
+    }
+
     fn close(&self) -> impl Future<Output = ()> + Send {
         (**self).close()
+    }
+}
+
+/// A route a layer was built for, as [`Sink::routes`] hands it over.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Mutex;
+/// use webhook_monitor::report::{Report, RouteInfo, Sink, SinkError};
+///
+/// #[derive(Default)]
+/// struct Budgets(Mutex<Vec<(String, Option<std::time::Duration>)>>);
+///
+/// impl Sink for Budgets {
+///     async fn send(&self, _: &[Report]) -> Result<(), SinkError> {
+///         Ok(())
+///     }
+///
+///     fn routes(&self, routes: &[RouteInfo]) {
+///         let mut budgets = self.0.lock().unwrap();
+///         budgets.extend(routes.iter().map(|r| (r.name.to_string(), r.budget)));
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouteInfo {
+    /// The route's name ([`Policy::name`](crate::Policy::name)).
+    pub name: std::sync::Arc<str>,
+    /// Its [timeout budget](crate::Policy::timeout_budget), if it has one.
+    pub budget: Option<Duration>,
+}
+
+impl RouteInfo {
+    /// The route `name`, with `budget`.
+    pub fn new(name: impl Into<std::sync::Arc<str>>, budget: Option<Duration>) -> Self {
+        Self {
+            name: name.into(),
+            budget,
+        }
     }
 }
 
