@@ -1,8 +1,9 @@
 //! The reporter's worker: reports per second into a counting sink with the route watched against
-//! the same route with `Watch::off()`, into a `MemorySink`, and through a two-sink `Fanout`; and
-//! the watchers' memory per route.
+//! the same route with `Watch::off()`, into a `MemorySink`, into a `MemoryHistory`, and through a
+//! two-sink `Fanout`; the watchers' memory per route; and a `MemoryHistory`'s memory per route at
+//! its bounds.
 //!
-//! Run with `cargo bench --features axum --bench worker`. The memory figure is printed first.
+//! Run with `cargo bench --features axum --bench worker`. The memory figures are printed first.
 
 use std::{
     alloc::System,
@@ -21,6 +22,7 @@ use http::{Request, StatusCode};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 use webhook_monitor::{
+    history::MemoryHistory,
     report::{Fanout, MemorySink, Report, Reporter, Sink, SinkError, SinkOptions},
     watch::Watch,
     Policy, ReporterGuard, WebhookMonitorLayer,
@@ -155,6 +157,37 @@ fn memory_per_route(routes: u64) -> (isize, isize) {
     (per_route(true), per_route(false))
 }
 
+/// Bytes a `MemoryHistory` holds for one route at its default bounds: 1,000 deliveries and
+/// 48 h of minutes with 5 deliveries each, whose latencies spread over `spread_ms` (1 ms to
+/// `spread_ms`).
+fn history_memory_at_bounds(spread_ms: u64) -> isize {
+    let start = 1_764_000_000; // a Unix time on a minute
+    let before = ALLOCATOR.allocated() as isize;
+    let minutes = MemoryHistory::DEFAULT_RETENTION.as_secs() / 60;
+    let reports: Vec<Report> = (0..minutes * 5)
+        .map(|i| {
+            let at = humantime::format_rfc3339_micros(
+                std::time::UNIX_EPOCH + Duration::from_secs(start + i * 12),
+            );
+            let total_us = 1000 * (1 + (i * 7919) % spread_ms);
+            let line = format!(
+                r#"{{"type":"delivery","route":"orders","provider":"stripe","delivery_id":"evt_{i:024}","event_type":"invoice.paid","attempt":null,"signature":"verified","secret_index":0,"status":200,"outcome":"success","outcome_detail":null,"reason":null,"payload_check":null,"received_at":"{at}","body_read_us":20,"handler_us":{total_us},"total_us":{total_us},"body_bytes":2048,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":1,"first_seen":"{at}","mean_retry_interval_ms":null,"lag_ms":12,"flags":[],"fields":{{}}}}"#
+            );
+            serde_json::from_str(&line).expect("a delivery report")
+        })
+        .collect();
+    let history = MemoryHistory::new();
+    paused_runtime().block_on(async {
+        for batch in reports.chunks(512) {
+            history.send(batch).await.expect("kept");
+        }
+    });
+    drop(reports);
+    let held = ALLOCATOR.allocated() as isize - before;
+    drop(history);
+    held
+}
+
 /// A reporter into `sink` that queues up to `capacity` reports and never lingers.
 fn spawn(sink: impl Sink, capacity: usize) -> (Reporter, ReporterGuard) {
     Reporter::builder()
@@ -180,6 +213,14 @@ fn worker(c: &mut Criterion) {
          watched {watched} bytes, unwatched {unwatched} bytes"
     );
 
+    for spread_ms in [50, 5000] {
+        let held = history_memory_at_bounds(spread_ms);
+        println!(
+            "MemoryHistory memory per route at its bounds (1,000 deliveries, 2,880 minutes of 5 \
+             deliveries, latencies 1 ms to {spread_ms} ms): {held} bytes"
+        );
+    }
+
     let sample = sample_reports(1000);
     let mut group = c.benchmark_group("worker");
     group.throughput(Throughput::Elements(1));
@@ -189,11 +230,14 @@ fn worker(c: &mut Criterion) {
         .expect("runtime");
     // (variant, whether the route is watched, the reporter on its sink)
     type Build = fn(Counter, usize) -> (Reporter, ReporterGuard);
-    let cases: [(&str, bool, Build); 4] = [
+    let cases: [(&str, bool, Build); 5] = [
         ("unwatched", false, |c, capacity| spawn(c, capacity)),
         ("watched", true, |c, capacity| spawn(c, capacity)),
         ("memory_sink", true, |c, capacity| {
             spawn(Counted(c, MemorySink::new()), capacity)
+        }),
+        ("memory_history", true, |c, capacity| {
+            spawn(Counted(c, MemoryHistory::new()), capacity)
         }),
         ("fanout_2", true, |c, capacity| {
             let options = || SinkOptions::new().queue_capacity(capacity);

@@ -109,6 +109,7 @@ mod body;
 pub mod dedupe;
 mod delivery;
 mod future;
+pub mod history;
 mod json;
 mod layer;
 mod outcome;
