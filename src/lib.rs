@@ -94,6 +94,9 @@
 //!   circuit breaker; reqwest on rustls (*ring*).
 //! - `metrics`: [`report::MetricsSink`], reports as counters, gauges and histograms on the
 //!   [`metrics`](https://docs.rs/metrics) facade (Prometheus and others).
+//! - `dashboard`: [`dashboard::Dashboard`], an axum `Router` the app nests, that shows a
+//!   [`History`](history::History): routes, charts, recent deliveries, alerts and the
+//!   reporter's health, as pages and as JSON; authentication required.
 //!
 //! The HMAC providers, the in-memory pieces and the `tracing` and JSON-lines sinks need no
 //! feature.

@@ -139,6 +139,7 @@ impl<H> Dashboard<H, NeedsAuth> {
     /// let dashboard = Dashboard::new(history.clone());
     /// # let _ = dashboard;
     /// ```
+    #[must_use]
     pub fn new(history: H) -> Self {
         Self {
             history,
@@ -162,6 +163,7 @@ impl<H> Dashboard<H, NeedsAuth> {
     ///     Dashboard::new(MemoryHistory::new()).auth(Auth::bearer(token)).router();
     /// # let _ = router;
     /// ```
+    #[must_use]
     pub fn auth(self, auth: impl Into<Auth>) -> Dashboard<H, Auth> {
         self.with_auth(auth.into())
     }
@@ -183,6 +185,7 @@ impl<H> Dashboard<H, NeedsAuth> {
     ///     .router();
     /// # let _ = router;
     /// ```
+    #[must_use]
     pub fn insecure_without_auth(self) -> Dashboard<H, Auth> {
         self.with_auth(Auth::none())
     }
@@ -199,6 +202,18 @@ impl<H> Dashboard<H, NeedsAuth> {
 
 impl<H, A> Dashboard<H, A> {
     /// The live-refresh period by default: 10 seconds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_monitor::{dashboard::Dashboard, history::MemoryHistory};
+    ///
+    /// // Refresh half as often as by default.
+    /// let period = Dashboard::<MemoryHistory>::DEFAULT_REFRESH * 2;
+    /// let dashboard = Dashboard::new(MemoryHistory::new()).refresh(period);
+    /// # let _ = dashboard;
+    /// ```
     pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
 
     /// Where "now" comes from: the relative times ("3 min ago"), the charts' windows and the

@@ -566,6 +566,10 @@ fn page_link(
     before: Option<u64>,
 ) -> String {
     let before = before.map(|b| b.to_string()).unwrap_or_default();
+    let limit = match f.limit {
+        PAGE_LIMIT => String::new(),
+        limit => limit.to_string(),
+    };
     page.route_query(
         name,
         &[
@@ -573,6 +577,7 @@ fn page_link(
             ("outcome", f.outcome.as_deref().unwrap_or_default()),
             ("event_type", f.event_type.as_deref().unwrap_or_default()),
             ("delivery_id", f.delivery_id.as_deref().unwrap_or_default()),
+            ("limit", &limit),
             ("before", &before),
         ],
     ) + "#recent"
