@@ -213,10 +213,14 @@ impl<'a> Page<'a> {
         }
     }
 
-    /// A time as how long ago, RFC 3339 on hover: for tables.
-    fn when_short(&self, t: SystemTime) -> Markup {
+    /// A time as RFC 3339 UTC, and how long ago on a second line: for table cells.
+    fn when_cell(&self, t: SystemTime) -> Markup {
         let rfc = view::rfc3339(t);
-        html! { time datetime=(rfc) title=(rfc) { (view::ago(t, self.now)) } }
+        html! {
+            time datetime=(rfc) { (rfc) }
+            br;
+            span class="ago" { (view::ago(t, self.now)) }
+        }
     }
 
     fn render(&self, title: &str, nav: Nav, main: Markup) -> Response {
@@ -371,7 +375,7 @@ fn overview_body(page: &Page<'_>, v: &view::Overview) -> Markup {
                             " "
                             a href=(page.route_link(&a.route)) { (a.route) }
                             ": " (a.kind.describe()) " (" code { (a.kind.as_str()) } "), opened "
-                            (page.when_short(a.opened_at))
+                            (page.when(a.opened_at))
                         }
                     }
                 }
@@ -422,7 +426,7 @@ fn overview_body(page: &Page<'_>, v: &view::Overview) -> Markup {
                                 td class="latency" { (latency_cell(r.last_hour.p50, r.last_hour.p95, r.entry.budget)) }
                                 td {
                                     @match r.entry.last_delivery {
-                                        Some(t) => (page.when_short(t)),
+                                        Some(t) => (page.when_cell(t)),
                                         None => span class="muted" { "never" },
                                     }
                                 }
@@ -636,7 +640,7 @@ fn delivery_table(page: &Page<'_>, route: &str, rows: &[Recorded], id: &str) -> 
                             @let report = &r.report;
                             @let d = &report.delivery;
                             tr data-outcome=(report.outcome.as_str()) {
-                                td { (page.when_short(d.received_at())) }
+                                td { (page.when_cell(d.received_at())) }
                                 td {
                                     a href=(page.delivery_link(route, r.id)) {
                                         @match d.id() {
@@ -753,7 +757,7 @@ fn delivery_body(page: &Page<'_>, v: &view::DeliveryView) -> Markup {
                     li {
                         a href=(page.delivery_link(name, o.id)) { "#" (o.id) }
                         " attempt " (opt(o.report.delivery.attempt())) ", "
-                        (page.when_short(o.report.delivery.received_at())) ": "
+                        (page.when(o.report.delivery.received_at())) ": "
                         (outcome_badge(&o.report))
                     }
                 },
@@ -797,8 +801,8 @@ fn alert_table(page: &Page<'_>, v: &view::AlertsView, alerts: &[Alert], id: &str
                             td { a href=(page.route_link(&a.route)) { (a.route) } }
                             td { code { (a.kind.as_str()) } br; span class="muted" { (a.kind.describe()) } }
                             td { span class={ "badge sev-" (a.severity.as_str()) } { (a.severity.as_str()) } }
-                            td { (page.when(a.opened_at)) }
-                            @if resolved { td { (page.when(a.at)) } }
+                            td { (page.when_cell(a.opened_at)) }
+                            @if resolved { td { (page.when_cell(a.at)) } }
                             td class="num" { (view::span(view::alert_duration(a, v.now))) }
                             td { (figures(&a.figures)) }
                         }
