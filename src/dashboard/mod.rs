@@ -25,7 +25,8 @@
 //!
 //! # Pages and API
 //!
-//! Relative to where the router is nested:
+//! Relative to where the router is nested (the overview is the nest path itself: `/_webhooks`, as
+//! axum's `nest` does not route `/_webhooks/`):
 //!
 //! | path | what |
 //! |---|---|
