@@ -67,7 +67,7 @@ fn filled(rt: &tokio::runtime::Runtime) -> MemoryHistory {
         .iter()
         .map(|n| RouteInfo::new(n.as_str(), Some(Duration::from_secs(10))))
         .collect();
-    history.routes(&infos);
+    history.register_routes(&infos);
     let start = now() - Duration::from_secs(MINUTES * 60);
     for name in &names {
         let batch: Vec<Report> = (0..MINUTES * PER_MINUTE)

@@ -310,7 +310,7 @@ async fn deliveries_are_bounded_and_filtered() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn minutes_are_kept_for_the_retention_before_the_newest() {
+async fn minutes_are_bounded_by_the_retention() {
     let history = MemoryHistory::builder()
         .retention(10 * MINUTE)
         .deliveries_per_route(0)

@@ -25,8 +25,9 @@ use crate::{
 /// - the last [`DEFAULT_DELIVERIES`](Self::DEFAULT_DELIVERIES) (1,000) delivery reports, each
 ///   with the delivery record it shares with the handler (a few hundred bytes, plus its reason
 ///   and custom fields);
-/// - [`DEFAULT_RETENTION`](Self::DEFAULT_RETENTION) (48 h) of minutes, one per minute with
-///   traffic: 104 bytes each, plus 8 bytes per latency bucket hit (16 buckets per doubling of
+/// - the newest [`DEFAULT_RETENTION`](Self::DEFAULT_RETENTION) / 1 min minutes with traffic
+///   (2,880: 48 h of a route with traffic every minute): 104 bytes each, plus 8 bytes per
+///   latency bucket hit (16 buckets per doubling of
 ///   the spread of that minute's latencies).
 ///
 /// Measured at those bounds (`benches/worker.rs`): **1.1 MB per route** with 1,000 Stripe-like
@@ -35,8 +36,8 @@ use crate::{
 /// [`DEFAULT_RESOLVED`](Self::DEFAULT_RESOLVED) (200) resolved ones. Health: the latest report.
 /// Routes are not bounded: they come from the policies in the code, not from requests.
 ///
-/// Minutes are kept relative to each route's newest: a minute older than the retention before
-/// it is dropped when a newer one arrives.
+/// Minutes are bounded by count, not by a clock: a report stamped in the future (a skewed
+/// clock) costs one minute's room and never pushes the present out.
 ///
 /// # Example
 ///
@@ -70,7 +71,8 @@ struct Inner {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     deliveries: usize,
-    retention: Duration,
+    /// Minutes kept per route: the retention in minutes.
+    minutes: usize,
     resolved: usize,
 }
 
@@ -115,7 +117,7 @@ impl MemoryHistory {
         MemoryHistoryBuilder {
             limits: Limits {
                 deliveries: Self::DEFAULT_DELIVERIES,
-                retention: Self::DEFAULT_RETENTION,
+                minutes: minutes_in(Self::DEFAULT_RETENTION),
                 resolved: Self::DEFAULT_RESOLVED,
             },
         }
@@ -180,11 +182,11 @@ impl MemoryHistoryBuilder {
         self
     }
 
-    /// How long each route's minutes are kept, counted back from its newest. Defaults to
-    /// [`MemoryHistory::DEFAULT_RETENTION`].
+    /// How much of each route's minutes is kept: the newest `retention` / 1 min minutes with
+    /// traffic (rounded up). Defaults to [`MemoryHistory::DEFAULT_RETENTION`].
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
-        self.limits.retention = retention;
+        self.limits.minutes = minutes_in(retention);
         self
     }
 
@@ -246,15 +248,8 @@ impl RouteLog {
             self.next_id += 1;
         }
         self.minute(minute_start(received)).record(report);
-        // Drop what fell out of the retention before the newest minute.
-        if let Some(newest) = self.minutes.back().map(|m| m.start) {
-            while self
-                .minutes
-                .front()
-                .is_some_and(|m| m.start + limits.retention <= newest)
-            {
-                self.minutes.pop_front();
-            }
+        if self.minutes.len() > limits.minutes {
+            self.minutes.pop_front();
         }
     }
 
@@ -285,6 +280,11 @@ impl RouteLog {
     }
 }
 
+/// Whole minutes in `retention`, rounded up.
+fn minutes_in(retention: Duration) -> usize {
+    usize::try_from(retention.as_secs().div_ceil(60)).unwrap_or(usize::MAX)
+}
+
 /// The start of the minute holding `at`.
 fn minute_start(at: SystemTime) -> SystemTime {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -305,7 +305,7 @@ impl Sink for MemoryHistory {
         Ok(())
     }
 
-    fn routes(&self, routes: &[RouteInfo]) {
+    fn register_routes(&self, routes: &[RouteInfo]) {
         let mut state = self.lock();
         for info in routes {
             state.route(&info.name).budget = info.budget;
@@ -380,6 +380,40 @@ mod tests {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     fn a_minute_is_104_bytes() {
         assert_eq!(std::mem::size_of::<Minute>(), 104);
+    }
+
+    /// A delivery report of `route` received `secs` after the Unix epoch.
+    fn received(route: &str, secs: u64) -> Report {
+        let at = humantime::format_rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+        let line = format!(
+            r#"{{"type":"delivery","route":"{route}","provider":null,"delivery_id":null,"event_type":null,"attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"success","outcome_detail":null,"reason":null,"payload_check":null,"received_at":"{at}","body_read_us":1,"handler_us":1,"total_us":2,"body_bytes":2,"fingerprint":null,"times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{{}}}}"#
+        );
+        serde_json::from_str(&line).expect("a delivery report")
+    }
+
+    #[tokio::test]
+    async fn a_report_from_the_future_does_not_push_the_present_out() {
+        let history = MemoryHistory::builder()
+            .retention(Duration::from_secs(5 * 60))
+            .build();
+        let now = 1_764_000_000;
+        let future = received("r", now + 3 * 86_400);
+        let batch: Vec<Report> = (0..3).map(|m| received("r", now + m * 60)).collect();
+        history.send(&batch[..2]).await.unwrap();
+        history.send(&[future]).await.unwrap();
+        history.send(&batch[2..]).await.unwrap();
+        let minutes = history.minutes("r", UNIX_EPOCH).await.unwrap();
+        let starts: Vec<u64> = minutes
+            .iter()
+            .map(|m| m.start.duration_since(UNIX_EPOCH).unwrap().as_secs() - now)
+            .collect();
+        assert_eq!(starts, [0, 60, 120, 3 * 86_400]);
+        // Past the bound, the oldest goes first.
+        let later: Vec<Report> = (3..5).map(|m| received("r", now + m * 60)).collect();
+        history.send(&later).await.unwrap();
+        let minutes = history.minutes("r", UNIX_EPOCH).await.unwrap();
+        assert_eq!(minutes.len(), 5);
+        assert_eq!(minutes[0].start, UNIX_EPOCH + Duration::from_secs(now + 60));
     }
 
     #[test]

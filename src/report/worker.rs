@@ -207,7 +207,7 @@ async fn next(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// Hands the routes layers registered since the last call to the sink and the watchers. A
-/// panic in the sink's `routes` or in a watcher is counted and logged.
+/// panic in the sink's `register_routes` or in a watcher is counted and logged.
 fn register<K: Sink>(
     sink: &K,
     watchers: Option<&mut Watchers>,
@@ -229,9 +229,9 @@ fn register<K: Sink>(
         .collect();
     let counters = &shared.counters;
     guarded(
-        || sink.routes(&routes),
+        || sink.register_routes(&routes),
         &counters.sink_panics,
-        "a sink's routes",
+        "a sink's register_routes",
         warnings,
     );
     if let Some(watchers) = watchers {

@@ -65,7 +65,7 @@ struct Entry {
 /// The synchronous part of [`Sink`], which is object-safe.
 trait SyncParts: Send + Sync {
     fn health(&self) -> Vec<SinkHealth>;
-    fn routes(&self, routes: &[RouteInfo]);
+    fn register_routes(&self, routes: &[RouteInfo]);
 }
 
 impl<S: Sink> SyncParts for S {
@@ -73,8 +73,8 @@ impl<S: Sink> SyncParts for S {
         Sink::health(self)
     }
 
-    fn routes(&self, routes: &[RouteInfo]) {
-        Sink::routes(self, routes);
+    fn register_routes(&self, routes: &[RouteInfo]) {
+        Sink::register_routes(self, routes);
     }
 }
 
@@ -274,8 +274,10 @@ impl Sink for Fanout {
     }
 
     /// Every entry's sink learns the routes, whatever its filter.
-    fn routes(&self, routes: &[RouteInfo]) {
-        self.entries.iter().for_each(|entry| entry.sink.routes(routes));
+    fn register_routes(&self, routes: &[RouteInfo]) {
+        self.entries
+            .iter()
+            .for_each(|entry| entry.sink.register_routes(routes));
     }
 
     /// Stops every entry's worker at once and waits for them all to drain: a hung sink holds

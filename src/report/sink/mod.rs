@@ -63,7 +63,7 @@ pub trait Sink: Send + Sync + 'static {
     /// sink that shows routes (a [`History`](crate::history::History)) knows them before their
     /// first delivery. The worker calls it before the batch that follows the layers' building.
     /// Defaults to nothing.
-    fn routes(&self, routes: &[RouteInfo]) {
+    fn register_routes(&self, routes: &[RouteInfo]) {
         let _ = routes;
     }
 
@@ -86,8 +86,8 @@ impl<S: Sink> Sink for std::sync::Arc<S> {
         (**self).health()
     }
 
-    fn routes(&self, routes: &[RouteInfo]) {
-        (**self).routes(routes);
+    fn register_routes(&self, routes: &[RouteInfo]) {
+        (**self).register_routes(routes);
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send {
@@ -95,7 +95,7 @@ impl<S: Sink> Sink for std::sync::Arc<S> {
     }
 }
 
-/// A route a layer was built for, as [`Sink::routes`] hands it over.
+/// A route a layer was built for, as [`Sink::register_routes`] hands it over.
 ///
 /// # Example
 ///
@@ -111,7 +111,7 @@ impl<S: Sink> Sink for std::sync::Arc<S> {
 ///         Ok(())
 ///     }
 ///
-///     fn routes(&self, routes: &[RouteInfo]) {
+///     fn register_routes(&self, routes: &[RouteInfo]) {
 ///         let mut budgets = self.0.lock().unwrap();
 ///         budgets.extend(routes.iter().map(|r| (r.name.to_string(), r.budget)));
 ///     }
