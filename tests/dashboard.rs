@@ -304,8 +304,14 @@ async fn overview_page() {
     assert!(html.contains(r#"<table id="routes">"#));
     let orders = row(&html, r#"data-route="orders""#);
     // 20 successes, 2 failures and the script event in the last hour; one more 3 h ago.
-    assert!(orders.contains(r#"<td class="num">23</td>"#), "{orders}");
-    assert!(orders.contains(r#"<td class="num">24</td>"#), "{orders}");
+    assert!(
+        orders.contains(r#"<td class="num hour">23</td>"#),
+        "{orders}"
+    );
+    assert!(
+        orders.contains(r#"<td class="num day">24</td>"#),
+        "{orders}"
+    );
     // 22 successes of 24.
     assert!(orders.contains("91.7 %"), "{orders}");
     assert!(orders.contains(r#"<td class="status"><span class="badge st-alert">alert</span>"#));
@@ -660,7 +666,7 @@ async fn token_login_sets_a_cookie_and_drops_the_token() {
     );
     let cookie = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
     let (pair, attributes) = cookie.split_once("; ").unwrap();
-    assert_eq!(attributes, "HttpOnly; SameSite=Strict; Path=/_webhooks");
+    assert_eq!(attributes, "HttpOnly; SameSite=Lax; Path=/_webhooks");
     let value = pair.strip_prefix("wm_session=").unwrap();
     assert_eq!(value.len(), 64);
     assert!(!cookie.contains(TOKEN));

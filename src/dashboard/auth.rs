@@ -29,13 +29,14 @@ use crate::history::History;
 ///   Browsers cannot send that header, so a page opened once as `<page>?token=<token>` logs
 ///   the browser in: the dashboard answers `303 See Other` to the same address without the
 ///   token (so that it leaves the address bar and the history), and sets the cookie
-///   `wm_session` (`HttpOnly; SameSite=Strict`, scoped to the dashboard's path), which then
+///   `wm_session` (`HttpOnly; SameSite=Lax`, scoped to the dashboard's path), which then
 ///   authenticates the browser's requests. The cookie holds an HMAC-SHA256 of a fixed label
-///   keyed by the token, not the token: changing the token logs every browser out. Because the
-///   cookie is `SameSite=Strict`, open the `?token=` address by typing or pasting it: a browser
-///   following a link from another site logs in, but does not send the new cookie on that
-///   first redirect (reload the page). The cookie is not marked `Secure`: serve the dashboard
-///   over HTTPS (or only on loopback) so that neither it nor the token travels in the clear.
+///   keyed by the token, not the token: changing the token logs every browser out. `Lax`, not
+///   `Strict`, so that the `?token=` link works when followed from a chat message or an email
+///   (a `Strict` cookie is not sent on that first redirect): the dashboard only reads, so a
+///   cross-site navigation gains another site nothing, and it cannot read the answer or frame
+///   the page. The cookie is not marked `Secure`: serve the dashboard over HTTPS (or only on
+///   loopback) so that neither it nor the token travels in the clear.
 /// - [`Auth::basic`]: HTTP Basic authentication (`401` with
 ///   `WWW-Authenticate: Basic realm="webhook-monitor"`, so browsers ask for it).
 ///
@@ -307,7 +308,7 @@ fn login<H>(auth: &Auth, req: &Request<H>, prefix: &str, token: &[u8]) -> Respon
         }
         _ => "/",
     };
-    let cookie = format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path={path}");
+    let cookie = format!("{COOKIE}={session}; HttpOnly; SameSite=Lax; Path={path}");
     redirect(req, HeaderValue::from_str(&cookie).ok())
 }
 

@@ -36,7 +36,7 @@
 //! | `/alerts` | open and resolved alerts |
 //! | `/health` | the reporter's latest health report: its counters and each sink's |
 //! | `/api/…` | the same figures as JSON: `overview`, `routes/{route}`, `routes/{route}/deliveries`, `routes/{route}/deliveries/{id}`, `alerts`, `health` (documented in `docs/dashboard-api.md`) |
-//! | `/assets/style.css`, `/assets/app.js` | the stylesheet and the live-refresh script, served from the binary |
+//! | `/assets/style.css`, `/assets/app.js`, `/assets/icon.svg` | the stylesheet, the live-refresh script and the page icon, served from the binary |
 //!
 //! The pages work without JavaScript; with it, the page refreshes itself every
 //! [`refresh`](Dashboard::refresh) period, with a toggle to stop it.
@@ -295,6 +295,7 @@ impl<H: History> Dashboard<H, Auth> {
             .route("/api/health", get(api::health::<H>))
             .route("/assets/style.css", get(pages::style))
             .route("/assets/app.js", get(pages::script))
+            .route("/assets/icon.svg", get(pages::icon))
             .fallback(not_found::<H>)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&shared),

@@ -28,6 +28,7 @@ use crate::{
 
 const STYLE: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/app.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 pub(crate) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
@@ -35,6 +36,12 @@ pub(crate) async fn style() -> Response {
 
 pub(crate) async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The page's icon: linked from every page, so that browsers do not ask the site's root for
+/// `/favicon.ico` (which the app may not serve).
+pub(crate) async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -252,6 +259,7 @@ impl<'a> Page<'a> {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     meta name="referrer" content="no-referrer";
                     title { (title) " · webhook-monitor" }
+                    link rel="icon" type="image/svg+xml" href=(self.link("/assets/icon.svg"));
                     link rel="stylesheet" href=(self.link("/assets/style.css"));
                     script src=(self.link("/assets/app.js")) defer {}
                 }
@@ -420,9 +428,9 @@ fn overview_body(page: &Page<'_>, v: &view::Overview) -> Markup {
                                         }
                                     }
                                 }
-                                td class="num" { (r.last_hour.minute.deliveries()) }
-                                td class="num" { (r.last_day.minute.deliveries()) }
-                                td class="num" { (view::percent(r.last_day.minute.outcomes.success_rate())) }
+                                td class="num hour" { (r.last_hour.minute.deliveries()) }
+                                td class="num day" { (r.last_day.minute.deliveries()) }
+                                td class="num rate" { (view::percent(r.last_day.minute.outcomes.success_rate())) }
                                 td class="latency" { (latency_cell(r.last_hour.p50, r.last_hour.p95, r.entry.budget)) }
                                 td {
                                     @match r.entry.last_delivery {
