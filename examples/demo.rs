@@ -4,7 +4,10 @@
 //! sends itself a scripted set of deliveries with a real HTTP client, prints each report as the
 //! reporter emits it, then a summary, and exits.
 //!
-//! Run with `cargo run --example demo -- --serve` to keep serving and get curl commands to try.
+//! Run with `cargo run --example demo --features dashboard -- --serve` to keep serving, with the
+//! scripted deliveries flowing every few seconds, and open the dashboard at the URL it prints
+//! (with its token). Without the `dashboard` feature, `--serve` serves the routes and prints curl
+//! commands to try.
 
 use std::{
     collections::BTreeMap,
@@ -33,10 +36,11 @@ use webhook_monitor::{
 /// Per (route, outcome): how many, and the longest total time.
 type Tally = BTreeMap<(String, String), (u32, Duration)>;
 
-/// Prints one line per report and keeps a tally for the summary.
+/// Prints one line per report (or only alerts, when `quiet`) and keeps a tally for the summary.
 #[derive(Clone, Default)]
 struct PrintSink {
     tally: Arc<Mutex<Tally>>,
+    quiet: bool,
 }
 
 impl Sink for PrintSink {
@@ -51,7 +55,9 @@ impl Sink for PrintSink {
                 }
                 _ => continue,
             };
-            println!("  report  {report}");
+            if !self.quiet {
+                println!("  report  {report}");
+            }
             let outcome = match report.outcome.detail() {
                 Some(detail) => format!("{}({detail})", report.outcome.as_str()),
                 None => report.outcome.as_str().to_owned(),
@@ -139,6 +145,7 @@ enum Signing {
     Stale,
 }
 
+#[derive(Clone)]
 struct Step {
     what: &'static str,
     path: &'static str,
@@ -264,7 +271,7 @@ fn tour() -> Vec<Step> {
 }
 
 /// The step's body: whole, or its first bytes followed by a broken stream or a long pause.
-fn body(step: &Step) -> Body {
+fn body_of(step: &Step) -> Body {
     let data = Bytes::from(step.body.clone());
     let (pause, rest) = match step.mid_body {
         MidBody::Nothing => {
@@ -297,18 +304,111 @@ fn body(step: &Step) -> Body {
     BodyExt::boxed(StreamBody::new(frames))
 }
 
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `s` with the delivery id `id`, its Stripe event ids prefixed `evt` (the tour's `evt_`),
+/// and says what came back.
+async fn send_step(
+    client: &HttpClient,
+    addr: std::net::SocketAddr,
+    s: &Step,
+    id: &str,
+    evt: &str,
+) -> Result<String, webhook_monitor::BoxError> {
+    let body = String::from_utf8_lossy(&s.body)
+        .replace("evt_", evt)
+        .into_bytes();
+    let s = &Step { body, ..s.clone() };
+    let mut req = http::Request::post(format!("http://{addr}{}", s.path))
+        .header("x-delivery-id", id)
+        .header("x-event-type", "order.created")
+        .header("content-type", "application/json")
+        .body(body_of(s))?;
+    if s.path == PAYMENTS {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let (secret, at) = match s.signing {
+            Signing::Valid => (STRIPE_SECRET, now.as_secs()),
+            Signing::Forged => ("whsec_someone_else", now.as_secs()),
+            Signing::Stale => (STRIPE_SECRET, now.as_secs() - 3600),
+        };
+        req.headers_mut()
+            .extend(testing::stripe(secret, &s.body, at));
+    }
+    let call = client.request(req);
+    Ok(match s.give_up_after {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(res) => res?.status().to_string(),
+            Err(_) => "no answer (client hung up)".to_owned(),
+        },
+        None if s.mid_body != MidBody::Nothing => match call.await {
+            Ok(res) => res.status().to_string(),
+            Err(_) => "no answer (request aborted)".to_owned(),
+        },
+        None => call.await?.status().to_string(),
+    })
+}
+
+/// `--serve`: the tour again and again, one step every 1.5 s, with fresh ids each round.
+async fn keep_traffic_flowing(addr: std::net::SocketAddr) {
+    let client = client();
+    for round in 1u64.. {
+        for (i, s) in tour().into_iter().enumerate() {
+            let id = format!("r{round}-d-{}", i + 1);
+            // Failures are what this traffic is for; a lost answer is one more.
+            let _ = send_step(&client, addr, &s, &id, &format!("evt_r{round}_")).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    }
+}
+
+/// The dashboard at `/_webhooks` on `history`, behind a token; returns the router and the URL
+/// path that logs in.
+#[cfg(feature = "dashboard")]
+fn dashboard(history: webhook_monitor::history::MemoryHistory) -> (Router, String) {
+    use webhook_monitor::dashboard::{Auth, Dashboard};
+    let token = std::env::var("DASHBOARD_TOKEN").unwrap_or_else(|_| {
+        // fastrand's generator is seeded from the OS: good enough for a demo on loopback.
+        (0..4)
+            .map(|_| format!("{:08x}", fastrand::u32(..)))
+            .collect()
+    });
+    let router = Dashboard::new(history).auth(Auth::bearer(&*token)).router();
+    (router, format!("/_webhooks?token={token}"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), webhook_monitor::BoxError> {
     let serve_forever = std::env::args().any(|a| a == "--serve");
-    // One line instead of a backtrace: the layer catches the handler's panic and reports it.
-    std::panic::set_hook(Box::new(|info| {
+    // With the dashboard and `--serve`, deliveries show there and only alerts print.
+    let quiet = serve_forever && cfg!(feature = "dashboard");
+    // One line instead of a backtrace (none when quiet): the layer catches the handler's panic
+    // and reports it.
+    std::panic::set_hook(Box::new(move |info| {
         let at = info.location().map(ToString::to_string).unwrap_or_default();
-        println!("  (a handler panicked at {at}; the layer caught it)");
+        if !quiet {
+            println!("  (a handler panicked at {at}; the layer caught it)");
+        }
     }));
-    let sink = PrintSink::default();
+    let sink = PrintSink {
+        quiet,
+        ..PrintSink::default()
+    };
+    // With the dashboard, reports also go to the history it reads.
+    #[cfg(feature = "dashboard")]
+    let history = webhook_monitor::history::MemoryHistory::new();
+    #[cfg(feature = "dashboard")]
+    let reports = webhook_monitor::report::Fanout::new()
+        .sink("print", sink.clone())
+        .sink("history", history.clone());
+    #[cfg(not(feature = "dashboard"))]
+    let reports = sink.clone();
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
-        .spawn(sink.clone());
+        .spawn(reports);
     let addr = if serve_forever {
         "127.0.0.1:3000"
     } else {
@@ -316,10 +416,20 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(axum::serve(listener, app(reporter.clone())).into_future());
+    #[cfg(feature = "dashboard")]
+    let (dashboard, login) = dashboard(history);
+    #[cfg(feature = "dashboard")]
+    let app = app(reporter.clone()).nest("/_webhooks", dashboard);
+    #[cfg(not(feature = "dashboard"))]
+    let app = app(reporter.clone());
+    let server = tokio::spawn(axum::serve(listener, app).into_future());
 
     if serve_forever {
-        println!("webhook-monitor demo serving on http://{addr}; reports print below. Try:\n");
+        tokio::spawn(keep_traffic_flowing(addr));
+        println!(
+            "webhook-monitor demo serving on http://{addr}; the tour's deliveries keep coming"
+        );
+        println!("every 1.5 s. Try your own:\n");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -H 'x-delivery-id: d-1' \\\n       -d '{{\"order_id\":\"A-1\",\"items\":[1]}}'");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"items\":[]}}'          # silent failure");
         println!("  curl -i -X POST http://{addr}/webhooks/orders -d '{{\"order_id\":\"A-2\",\"work_ms\":700}}'  # late");
@@ -328,39 +438,19 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
             "  curl -i -X POST http://{addr}/webhooks/payments -d '{{\"amount\":0}}'        # 401: not signed"
         );
         println!("  head -c 20000 /dev/zero | curl -i -X POST http://{addr}/webhooks/orders --data-binary @-  # 413");
+        #[cfg(feature = "dashboard")]
+        println!("\nThe dashboard (the token logs you in): http://{addr}{login}");
+        #[cfg(not(feature = "dashboard"))]
+        println!(
+            "\nFor the dashboard, run: cargo run --example demo --features dashboard -- --serve"
+        );
         println!("\nCtrl-C to stop.");
         tokio::signal::ctrl_c().await?;
     } else {
         println!("webhook-monitor demo: two monitored routes on http://{addr}\n");
-        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
+        let client = client();
         for (i, s) in tour().into_iter().enumerate() {
-            let mut req = http::Request::post(format!("http://{addr}{}", s.path))
-                .header("x-delivery-id", format!("d-{}", i + 1))
-                .header("x-event-type", "order.created")
-                .header("content-type", "application/json")
-                .body(body(&s))?;
-            if s.path == PAYMENTS {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-                let (secret, at) = match s.signing {
-                    Signing::Valid => (STRIPE_SECRET, now.as_secs()),
-                    Signing::Forged => ("whsec_someone_else", now.as_secs()),
-                    Signing::Stale => (STRIPE_SECRET, now.as_secs() - 3600),
-                };
-                req.headers_mut()
-                    .extend(testing::stripe(secret, &s.body, at));
-            }
-            let call = client.request(req);
-            let answer = match s.give_up_after {
-                Some(limit) => match tokio::time::timeout(limit, call).await {
-                    Ok(res) => res?.status().to_string(),
-                    Err(_) => "no answer (client hung up)".to_owned(),
-                },
-                None if s.mid_body != MidBody::Nothing => match call.await {
-                    Ok(res) => res.status().to_string(),
-                    Err(_) => "no answer (request aborted)".to_owned(),
-                },
-                None => call.await?.status().to_string(),
-            };
+            let answer = send_step(&client, addr, &s, &format!("d-{}", i + 1), "evt_").await?;
             println!("{:>2}. {:<62} -> {answer}", i + 1, s.what);
             // Let the report print under its step.
             tokio::time::sleep(Duration::from_millis(30)).await;
