@@ -285,6 +285,16 @@ async fn a_person_sees_routes_counts_failures_and_alerts() {
     assert_eq!(url.path(), "/_webhooks");
     assert!(url.query().is_none_or(|q| !q.contains("token")), "{url}");
 
+    // Live refresh (every second here) off while the test clicks around: it replaces the page's
+    // content, and with it the elements found. The toggle is remembered across pages.
+    browser
+        .find(Locator::Id("live"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
     // The overview: both routes, their counts, the open alert on payments.
     let orders = text(&browser, r#"tr[data-route="orders"]"#).await;
     let payments = text(&browser, r#"tr[data-route="payments"]"#).await;
@@ -337,6 +347,14 @@ async fn a_person_sees_routes_counts_failures_and_alerts() {
     let form = browser.form(Locator::Css("form#filters")).await.unwrap();
     form.set_by_name("delivery_id", "ord-2").await.unwrap();
     form.submit().await.unwrap();
+    // The submit returns before the browser has loaded the filtered page.
+    for _ in 0..50 {
+        let url = browser.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains("delivery_id=ord-2")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let rows = browser
         .find_all(Locator::Css("table#deliveries tbody tr"))
         .await
@@ -368,10 +386,25 @@ async fn a_person_sees_routes_counts_failures_and_alerts() {
     );
     assert_quiet_console(&browser, "alerts page").await;
 
-    // Live refresh every second: the script runs without errors.
+    // Live refresh back on, every second: a new delivery shows without a reload, and the
+    // script logs no error.
     browser.goto(&base).await.unwrap();
+    browser
+        .find(Locator::Id("live"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let headers = [
+        ("x-delivery-id", "ord-late"),
+        ("x-event-type", "order.created"),
+    ];
+    let order = common::full(r#"{"order_id":"A-6"}"#);
+    common::send(&format!("http://{addr}/webhooks/orders"), order, &headers).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    text(&browser, r#"tr[data-route="payments"]"#).await;
+    let hour = text(&browser, r#"tr[data-route="orders"] td.hour"#).await;
+    assert_eq!(hour.trim(), "7", "refreshed in place");
     assert_quiet_console(&browser, "overview after live refreshes").await;
 
     browser.close().await.unwrap();
