@@ -38,7 +38,7 @@ pub(crate) async fn route<H: History>(
 ) -> Response {
     let now = shared.now();
     let result = async {
-        let Path(name) = name.map_err(|_| Failure::BadRequest("the address is malformed"))?;
+        let name = view::route_name(name)?;
         let window = Query::parse(raw.as_deref()).window()?;
         view::route(&shared.history, &name, window, now).await
     }
@@ -52,7 +52,7 @@ pub(crate) async fn deliveries<H: History>(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let result = async {
-        let Path(name) = name.map_err(|_| Failure::BadRequest("the address is malformed"))?;
+        let name = view::route_name(name)?;
         let filter = Query::parse(raw.as_deref()).filter(view::PAGE_LIMIT)?;
         view::deliveries(&shared.history, &name, filter).await
     }
@@ -81,9 +81,7 @@ pub(crate) async fn delivery<H: History>(
     params: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
     let result = async {
-        let Path((name, id)) =
-            params.map_err(|_| Failure::BadRequest("the address is malformed"))?;
-        let id = view::delivery_id(&id)?;
+        let (name, id) = view::delivery_address(params)?;
         view::delivery(&shared.history, &name, id).await
     }
     .await;

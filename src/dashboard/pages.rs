@@ -72,7 +72,7 @@ pub(crate) async fn route<H: History>(
     let now = shared.now();
     let page = Page::new(&prefix, shared.refresh_secs, now);
     let result = async {
-        let Path(name) = name.map_err(|_| Failure::BadRequest("the address is malformed"))?;
+        let name = view::route_name(name)?;
         let query = Query::parse(raw.as_deref());
         let window = query.window()?;
         let filter = query.filter(PAGE_LIMIT)?;
@@ -98,9 +98,7 @@ pub(crate) async fn delivery<H: History>(
     let now = shared.now();
     let page = Page::new(&prefix, shared.refresh_secs, now);
     let result = async {
-        let Path((name, id)) =
-            params.map_err(|_| Failure::BadRequest("the address is malformed"))?;
-        let id = view::delivery_id(&id)?;
+        let (name, id) = view::delivery_address(params)?;
         view::delivery(&shared.history, &name, id).await
     }
     .await;

@@ -7,6 +7,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use axum::extract::{rejection::PathRejection, Path};
+
 use crate::{
     history::{AlertLog, DeliveryFilter, History, HistoryError, Minute, Recorded, RouteEntry},
     report::HealthReport,
@@ -505,10 +507,22 @@ pub(crate) struct DeliveryView {
     pub(crate) attempts: Option<Vec<Recorded>>,
 }
 
-/// A delivery id in a path, or 400.
-pub(crate) fn delivery_id(raw: &str) -> Result<u64, Failure> {
-    raw.parse()
-        .map_err(|_| Failure::BadRequest("a delivery's id in the address is a whole number"))
+/// A route's name in the address (`/routes/{route}…`), or 400.
+pub(crate) fn route_name(path: Result<Path<String>, PathRejection>) -> Result<String, Failure> {
+    let Path(name) = path.map_err(|_| Failure::BadRequest("the address is malformed"))?;
+    Ok(name)
+}
+
+/// A route's name and a delivery's id in the address (`/routes/{route}/deliveries/{id}`), or
+/// 400.
+pub(crate) fn delivery_address(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, u64), Failure> {
+    let Path((name, id)) = path.map_err(|_| Failure::BadRequest("the address is malformed"))?;
+    let id = id
+        .parse()
+        .map_err(|_| Failure::BadRequest("a delivery's id in the address is a whole number"))?;
+    Ok((name, id))
 }
 
 pub(crate) async fn delivery<H: History>(
