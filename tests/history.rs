@@ -3,12 +3,14 @@
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{body::Body, http::HeaderMap, routing::post, Router};
+use axum::{body::Body, routing::post, Router};
 use http::{Request, StatusCode};
 use tokio::time::{sleep, Instant};
 use tower::ServiceExt;
@@ -26,22 +28,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// 2026-12-01 10:00:00 UTC: the simulated wall clock's start, on a minute.
 fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_764_583_200)
-}
-
-/// The handler sleeps `x-sleep-ms`, then answers `x-status` (200 by default).
-async fn handler(headers: HeaderMap) -> StatusCode {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    if let Some(ms) = header("x-sleep-ms") {
-        sleep(Duration::from_millis(ms)).await;
-    }
-    header("x-status")
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .unwrap_or(StatusCode::OK)
 }
 
 /// A route named `orders` with a 10 s budget, reporting into a `MemoryHistory`, on a simulated
@@ -92,7 +78,7 @@ impl Sim {
             .event_type(Source::header("x-event"))
             .attempt(AttemptSource::count(Source::header("x-attempt")));
         let app = Router::new()
-            .route("/hook", post(handler))
+            .route("/hook", post(common::scripted))
             .route_layer(WebhookMonitorLayer::new(policy, reporter));
         Self {
             app,
@@ -388,7 +374,7 @@ async fn a_shared_history_reads_what_the_reporter_writes() {
         .linger(Duration::ZERO)
         .spawn(Arc::clone(&history));
     let app = Router::new()
-        .route("/hook", post(handler))
+        .route("/hook", post(common::scripted))
         .route_layer(WebhookMonitorLayer::new(Policy::custom("shared"), reporter));
     let req = Request::post("/hook").body(Body::from("{}")).unwrap();
     assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);
@@ -408,7 +394,7 @@ async fn a_history_behind_a_fanout_learns_the_routes() {
     let (reporter, guard) = Reporter::spawn(fanout);
     let policy = Policy::custom("budgeted").timeout_budget(Duration::from_secs(7));
     let app = Router::new()
-        .route("/hook", post(handler))
+        .route("/hook", post(common::scripted))
         .route_layer(WebhookMonitorLayer::new(policy, reporter));
     let req = Request::post("/hook").body(Body::from("{}")).unwrap();
     assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);

@@ -3,9 +3,11 @@
 #![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::{body::Body, http::HeaderMap, routing::post, Router};
+use axum::{body::Body, routing::post, Router};
 use http::{Request, StatusCode};
 use tokio::time::{sleep, sleep_until, Instant};
 use tower::ServiceExt;
@@ -23,22 +25,6 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// Monday 1970-01-05, 09:00 UTC: the simulated wall clock's start.
 fn monday_9am() -> SystemTime {
     UNIX_EPOCH + 4 * DAY + 9 * HOUR
-}
-
-/// The handler sleeps `x-sleep-ms`, then answers `x-status` (200 by default).
-async fn handler(headers: HeaderMap) -> StatusCode {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    if let Some(ms) = header("x-sleep-ms") {
-        sleep(Duration::from_millis(ms)).await;
-    }
-    header("x-status")
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .unwrap_or(StatusCode::OK)
 }
 
 /// One monitored route on a simulated clock. Start it inside `start_paused` tests.
@@ -72,7 +58,7 @@ impl Sim {
             .delivery_id(Source::header("x-delivery-id"))
             .attempt(AttemptSource::count(Source::header("x-attempt")));
         let app = Router::new()
-            .route("/hook", post(handler))
+            .route("/hook", post(common::scripted))
             .route_layer(WebhookMonitorLayer::new(policy, reporter));
         Self {
             app,
@@ -517,14 +503,14 @@ async fn interleaved_routes_in_one_batch_are_watched_apart() {
     let app = Router::new()
         .route(
             "/orders",
-            post(handler).layer(WebhookMonitorLayer::new(
+            post(common::scripted).layer(WebhookMonitorLayer::new(
                 Policy::custom("orders"),
                 reporter.clone(),
             )),
         )
         .route(
             "/refunds",
-            post(handler).layer(WebhookMonitorLayer::new(
+            post(common::scripted).layer(WebhookMonitorLayer::new(
                 Policy::custom("refunds"),
                 reporter,
             )),

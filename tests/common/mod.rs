@@ -27,6 +27,23 @@ pub async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// A scripted handler: sleeps `x-sleep-ms` (on tokio's clock, so a paused clock makes it
+/// exact), then answers `x-status` (200 by default).
+pub async fn scripted(headers: http::HeaderMap) -> StatusCode {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    if let Some(ms) = header("x-sleep-ms") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    header("x-status")
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::OK)
+}
+
 /// A reporter into a fresh memory sink, lingering 1 ms.
 pub fn memory_reporter() -> (Reporter, ReporterGuard, MemorySink) {
     let sink = MemorySink::new();
