@@ -27,7 +27,8 @@ use webhook_monitor::{
 };
 
 /// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`; `build`
-/// also knows `monitored-unwatched` (the watchers off).
+/// also knows `monitored-unwatched` (the watchers off) and `monitored-history` (reporting into
+/// a `MemoryHistory`).
 pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
 
 /// The load harness's variants (`examples/load_server.rs`), in-process: Stripe verification,
@@ -102,6 +103,15 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
         "monitored-unwatched" => layered(policy().watch(|_| Watch::off())),
         "monitored-json" => {
             let (reporter, guard) = Reporter::spawn(JsonLinesSink::new(std::io::sink()));
+            (
+                router.layer(WebhookMonitorLayer::new(policy(), reporter)),
+                Some(guard),
+            )
+        }
+        // Reporting into a `MemoryHistory` (the dashboard's) instead of a counting sink.
+        "monitored-history" => {
+            let history = webhook_monitor::history::MemoryHistory::new();
+            let (reporter, guard) = Reporter::spawn(history);
             (
                 router.layer(WebhookMonitorLayer::new(policy(), reporter)),
                 Some(guard),

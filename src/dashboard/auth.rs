@@ -4,7 +4,7 @@
 use std::{fmt, sync::Arc};
 
 use axum::{
-    extract::{OriginalUri, Request, State},
+    extract::{NestedPath, Request, State},
     http::{
         header::{self, HeaderMap, HeaderName, HeaderValue},
         Method, StatusCode,
@@ -289,15 +289,15 @@ fn login<H>(auth: &Auth, req: &Request<H>, prefix: &str, token: &[u8]) -> Respon
     let Scheme::Bearer { digest, session } = &auth.scheme else {
         return match auth.scheme {
             // No credentials needed: only drop the token from the address.
-            Scheme::None => redirect(req, None),
+            Scheme::None => redirect(req, prefix, None),
             _ => auth.challenge(),
         };
     };
     if !same_digest(digest, token) {
         return auth.challenge();
     }
-    // A prefix that could break out of the attribute (the nest path came with the request)
-    // scopes the cookie to the whole site instead.
+    // A prefix that could break out of the attribute scopes the cookie to the whole site
+    // instead.
     let path = match prefix {
         "" => "/",
         p if p
@@ -309,18 +309,21 @@ fn login<H>(auth: &Auth, req: &Request<H>, prefix: &str, token: &[u8]) -> Respon
         _ => "/",
     };
     let cookie = format!("{COOKIE}={session}; HttpOnly; SameSite=Lax; Path={path}");
-    redirect(req, HeaderValue::from_str(&cookie).ok())
+    redirect(req, prefix, HeaderValue::from_str(&cookie).ok())
 }
 
 /// `303 See Other` to the request's address without its `token` parameter.
-fn redirect<H>(req: &Request<H>, cookie: Option<HeaderValue>) -> Response {
-    let original = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or(req.uri(), |o| &o.0);
-    // One leading slash: never a scheme-relative `//host` address.
-    let mut location = format!("/{}", original.path().trim_start_matches('/'));
-    let query = original.query().unwrap_or_default();
+fn redirect<H>(req: &Request<H>, prefix: &str, cookie: Option<HeaderValue>) -> Response {
+    // The address as the browser sent it: the nest path, then the path the router sees (the
+    // overview, `/` inside, is the nest path itself). One leading slash: never a
+    // scheme-relative `//host` address.
+    let inner = req.uri().path().trim_start_matches('/');
+    let mut location = match (prefix.trim_start_matches('/'), inner) {
+        ("", inner) => format!("/{inner}"),
+        (prefix, "") => format!("/{prefix}"),
+        (prefix, inner) => format!("/{prefix}/{inner}"),
+    };
+    let query = req.uri().query().unwrap_or_default();
     let rest = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name != "token"))
         .finish();
@@ -339,19 +342,13 @@ fn redirect<H>(req: &Request<H>, cookie: Option<HeaderValue>) -> Response {
     res
 }
 
-/// The path the dashboard is nested at: the original path less the path the router sees.
+/// The path the dashboard is nested at (axum's [`NestedPath`]), without a trailing slash; empty
+/// when it is not nested.
 fn prefix<B>(req: &Request<B>) -> String {
-    let inner = req.uri().path();
-    let original = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or(inner, |o| o.0.path());
-    match original.strip_suffix(inner) {
-        Some(prefix) => prefix.trim_end_matches('/').to_owned(),
-        // Nested at `/x`, `/x` arrives as `/`.
-        None if inner == "/" => original.trim_end_matches('/').to_owned(),
-        None => String::new(),
-    }
+    req.extensions()
+        .get::<NestedPath>()
+        .map_or("", |p| p.as_str().trim_end_matches('/'))
+        .to_owned()
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -419,20 +416,23 @@ mod tests {
     }
 
     #[test]
-    fn prefix_is_the_nest_path() {
-        let req = |inner: &str, original: &str| {
-            let mut req = Request::builder()
+    fn redirects_go_to_the_address_as_sent_without_the_token() {
+        let location = |inner: &str, prefix: &str| {
+            let req = Request::builder()
                 .uri(inner)
                 .body(())
                 .expect("a valid request");
-            let original = original.parse().expect("a valid uri");
-            req.extensions_mut().insert(OriginalUri(original));
-            req
+            let res = redirect(&req, prefix, None);
+            let location = res.headers().get(header::LOCATION).expect("a location");
+            location.to_str().expect("ascii").to_owned()
         };
-        assert_eq!(prefix(&req("/", "/_webhooks")), "/_webhooks");
-        assert_eq!(prefix(&req("/", "/_webhooks/")), "/_webhooks");
-        assert_eq!(prefix(&req("/alerts", "/_webhooks/alerts")), "/_webhooks");
-        assert_eq!(prefix(&req("/alerts", "/alerts")), "");
-        assert_eq!(prefix(&req("/", "/")), "");
+        assert_eq!(location("/?token=t", "/_webhooks"), "/_webhooks");
+        assert_eq!(
+            location("/alerts?token=t&x=1", "/_webhooks"),
+            "/_webhooks/alerts?x=1"
+        );
+        assert_eq!(location("/alerts?token=t", ""), "/alerts");
+        assert_eq!(location("/?token=t", ""), "/");
+        assert_eq!(location("//evil.example/?token=t", ""), "/evil.example/");
     }
 }

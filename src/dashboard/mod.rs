@@ -259,7 +259,9 @@ impl<H, A> Dashboard<H, A> {
 
 impl<H: History> Dashboard<H, Auth> {
     /// The router, to [`nest`](axum::Router::nest) in the app (or to serve as it is). Links in
-    /// the pages follow the path it is nested at.
+    /// the pages follow the path it is nested at (axum's
+    /// [`NestedPath`](axum::extract::NestedPath)), so nest it at a fixed path: under a path
+    /// parameter (`/{tenant}/_webhooks`) its links would name the parameter, not its value.
     ///
     /// # Example
     ///
@@ -328,7 +330,7 @@ impl<H> Shared<H> {
     }
 }
 
-/// The path the router is nested at (`""` when it is not), as the request arrived: links and
+/// The path the router is nested at (`""` when it is not): links and
 /// the session cookie's path are built from it. Set by the guard.
 #[derive(Debug, Clone)]
 pub(crate) struct Prefix(pub(crate) Arc<str>);
