@@ -82,6 +82,7 @@ mod breaker;
 mod counters;
 mod healthchecks;
 mod json;
+mod pagerduty;
 mod retry;
 mod retry_after;
 mod seiri;
@@ -95,6 +96,7 @@ use http::StatusCode;
 
 pub use healthchecks::HealthchecksSink;
 pub use json::JsonHttpSink;
+pub use pagerduty::PagerDutySink;
 pub use retry::RetryPolicy;
 #[cfg(fuzzing)]
 pub(crate) use retry_after::retry_after;

@@ -1,0 +1,413 @@
+//! The paging sinks (PagerDuty, Opsgenie) against a real server on loopback: the exact requests
+//! each alert becomes, what is ignored, retries through the transport, and keys kept secret.
+#![cfg(feature = "http")]
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::VecDeque,
+    io::Write,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{extract::State, response::IntoResponse, Router};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use serde_json::{json, Value};
+use webhook_monitor::{
+    report::{
+        http::{HttpTransport, PagerDutySink, RetryPolicy},
+        MemorySink, Report, Reporter, Sink, SinkHealth,
+    },
+    watch::Alert,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend: records every request, answers from a script (202 once the script is empty).
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Backend {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
+}
+
+impl Backend {
+    /// A backend answering `script` (status, body) in turn, then `202`.
+    async fn serve(script: impl IntoIterator<Item = (u16, &'static str)>) -> (Self, SocketAddr) {
+        let backend = Self::default();
+        backend.script.lock().unwrap().extend(script);
+        let app = Router::new().fallback(record).with_state(backend.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (backend, addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn record(
+    State(backend): State<Backend>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let (status, answer) = backend
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((202, ""));
+    backend.seen.lock().unwrap().push(Seen {
+        method,
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers,
+        body,
+    });
+    (StatusCode::from_u16(status).unwrap(), answer)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports.
+
+/// An alert report, read from its JSON (docs/report-schema.md), opened at 10:00:00 and
+/// resolved (if it is) at 10:07:30. `figures` is JSON text, read in its order.
+fn alert(kind: &str, route: &str, state: &str, figures: &str) -> Report {
+    let severity = match kind {
+        "silence" | "all_rejected" | "failure_rate" | "consecutive_failures" => "critical",
+        _ => "warning",
+    };
+    let at = match state {
+        "opened" => "2026-03-01T10:00:00Z",
+        _ => "2026-03-01T10:07:30Z",
+    };
+    let head = json!({
+        "type": "alert", "kind": kind, "route": route, "severity": severity, "state": state,
+        "opened_at": "2026-03-01T10:00:00Z", "at": at,
+    })
+    .to_string();
+    let json = format!("{},\"figures\":{figures}}}", head.trim_end_matches('}'));
+    serde_json::from_str(&json).unwrap()
+}
+
+fn value(json: &str) -> Value {
+    serde_json::from_str(json).unwrap()
+}
+
+fn as_alert(report: &Report) -> &Alert {
+    report.as_alert().unwrap()
+}
+
+/// A delivery report: the example of docs/report-schema.md.
+fn delivery() -> Report {
+    serde_json::from_str(
+        r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#,
+    )
+    .unwrap()
+}
+
+/// A health report, from a reporter ticking fast.
+async fn health_report() -> Report {
+    let sink = MemorySink::new();
+    let (reporter, guard) = Reporter::builder()
+        .health_interval(Some(ms(10)))
+        .spawn(sink.clone());
+    let report = sink.wait_for(1, Duration::from_secs(5)).await[0].clone();
+    drop(reporter);
+    guard.shutdown(Duration::from_secs(1)).await.unwrap();
+    assert!(matches!(report, Report::Health(_)), "{report:?}");
+    report
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinks.
+
+/// Fast retries for tests: a few ms between attempts, a 3 s window, no breaker.
+fn transport() -> HttpTransport {
+    let retry = RetryPolicy::default()
+        .initial_backoff(ms(10))
+        .max_backoff(ms(40))
+        .window(Duration::from_secs(3))
+        .open_after(1000);
+    HttpTransport::builder()
+        .timeout(ms(500))
+        .retry(retry)
+        .build()
+        .unwrap()
+}
+
+const PD_KEY: &str = "pd-routing-key-0123456789abcdef";
+
+fn pagerduty(addr: SocketAddr) -> PagerDutySink {
+    PagerDutySink::new(&transport(), PD_KEY)
+        .unwrap()
+        .url(&format!("http://{addr}/v2/enqueue"))
+        .unwrap()
+}
+
+fn health(sink: &impl Sink) -> SinkHealth {
+    let mut health = sink.health();
+    assert_eq!(health.len(), 1);
+    health.remove(0)
+}
+
+async fn deliver(
+    sink: &impl Sink,
+    batch: &[Report],
+) -> Result<(), webhook_monitor::report::SinkError> {
+    tokio::time::timeout(Duration::from_secs(10), sink.send(batch))
+        .await
+        .expect("send ended")
+}
+
+// ---------------------------------------------------------------------------------------------
+// PagerDuty.
+
+#[tokio::test]
+async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_reports() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = pagerduty(addr);
+    let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
+    let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
+    let opened = alert("failure_rate", "payments", "opened", figures);
+    let resolved = alert("failure_rate", "payments", "resolved", cleared);
+    // Both in one batch, among reports that are not alerts: sent in order.
+    let batch = [
+        delivery(),
+        opened.clone(),
+        health_report().await,
+        resolved.clone(),
+    ];
+    deliver(&sink, &batch).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    for s in &seen {
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(s.path, "/v2/enqueue");
+        assert_eq!(s.query, None);
+        assert_eq!(s.header("content-type"), "application/json");
+    }
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "routing_key": PD_KEY,
+            "event_action": "trigger",
+            "dedup_key": "webhook-monitor/payments/failure_rate",
+            "client": "webhook-monitor",
+            "payload": {
+                "summary": "[critical] payments: failure rate above threshold (opened) \
+                            failure_rate=0.600 failed=12 handled=20 window_minutes=5",
+                "source": "payments",
+                "severity": "critical",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "component": "payments",
+                "class": "failure_rate",
+                "custom_details": value(figures),
+            },
+        })
+    );
+    assert_eq!(
+        seen[1].json(),
+        json!({
+            "routing_key": PD_KEY,
+            "event_action": "resolve",
+            "dedup_key": "webhook-monitor/payments/failure_rate",
+        })
+    );
+    let h = health(&sink);
+    assert_eq!(h.name, "pagerduty");
+    assert_eq!(
+        (h.accepted, h.sent, h.failed, h.retries),
+        (2, 2, 0, 0),
+        "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn pagerduty_maps_a_warning_and_uses_the_source_set() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = pagerduty(addr).source("web-1.example.com");
+    let figures = r#"{"per_minute": 240, "trailing_mean": 12.5}"#;
+    let spike = alert("spike", "orders", "opened", figures);
+    deliver(&sink, &[spike]).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "routing_key": PD_KEY,
+            "event_action": "trigger",
+            "dedup_key": "webhook-monitor/orders/spike",
+            "client": "webhook-monitor",
+            "payload": {
+                "summary": "[warning] orders: traffic spike (opened) per_minute=240 \
+                            trailing_mean=12.500",
+                "source": "web-1.example.com",
+                "severity": "warning",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "component": "orders",
+                "class": "spike",
+                "custom_details": value(figures),
+            },
+        })
+    );
+}
+
+#[tokio::test]
+async fn pagerduty_cuts_the_summary_to_1024_characters_and_keeps_every_figure() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = pagerduty(addr);
+    // Two bytes per character: a cut by bytes, or inside a character, would show.
+    let long = "é".repeat(2000);
+    let figures = json!({"consecutive_failures": 7, "last_error": long, "paused": false});
+    let report = alert(
+        "consecutive_failures",
+        "billing",
+        "opened",
+        &figures.to_string(),
+    );
+    deliver(&sink, std::slice::from_ref(&report)).await.unwrap();
+
+    let body = backend.seen()[0].json();
+    let summary = body["payload"]["summary"].as_str().unwrap();
+    let full = as_alert(&report).to_string();
+    assert!(full.chars().count() > 2000);
+    assert_eq!(summary.chars().count(), 1024);
+    assert_eq!(summary, full.chars().take(1024).collect::<String>());
+    assert_eq!(body["payload"]["custom_details"], figures);
+    assert_eq!(body["payload"]["severity"], "critical");
+}
+
+#[tokio::test]
+async fn pagerduty_sends_nothing_for_deliveries_and_health_reports() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = pagerduty(addr);
+    deliver(&sink, &[delivery(), health_report().await, delivery()])
+        .await
+        .unwrap();
+    deliver(&sink, &[]).await.unwrap();
+    assert_eq!(backend.seen().len(), 0);
+    let h = health(&sink);
+    assert_eq!((h.accepted, h.sent, h.failed), (0, 0, 0), "{h:?}");
+}
+
+#[tokio::test]
+async fn pagerduty_is_retried_by_the_transport_after_a_429() {
+    let (backend, addr) = Backend::serve([(429, "slow down"), (202, "")]).await;
+    let sink = pagerduty(addr);
+    let report = alert("silence", "orders", "opened", r#"{"silent_for_s": 900}"#);
+    deliver(&sink, &[report]).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].body, seen[1].body, "the same event again");
+    assert_eq!(seen[1].json()["event_action"], "trigger");
+    let h = health(&sink);
+    assert_eq!(
+        (h.accepted, h.sent, h.failed, h.retries),
+        (1, 1, 0, 1),
+        "{h:?}"
+    );
+}
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// An error's `Display` and `Debug`, and its sources'.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = format!("{error} {error:?}");
+    let mut source = error.source();
+    while let Some(e) = source {
+        text += &format!(" {e} {e:?}");
+        source = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn pagerduty_never_shows_its_routing_key_in_debug_errors_or_logs() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let (backend, addr) = Backend::serve([(400, "invalid event")]).await;
+    let sink = pagerduty(addr).source("web-1");
+    let debug = format!("{sink:?}");
+    assert!(debug.contains("PagerDutySink"), "{debug}");
+    assert!(!debug.contains(PD_KEY), "{debug}");
+
+    let report = alert("drop", "orders", "opened", r#"{"per_minute": 0}"#);
+    let error = deliver(&sink, &[report]).await.unwrap_err();
+    assert_eq!(backend.seen().len(), 1, "a refusal is not retried");
+    let error_text = error_text(&error);
+    assert!(error_text.contains("400"), "{error_text}");
+    assert!(!error_text.contains(PD_KEY), "{error_text}");
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("pagerduty"),
+        "the refusal is logged: {logged}"
+    );
+    assert!(!logged.contains(PD_KEY), "{logged}");
+    assert_eq!(health(&sink).failed, 1);
+}
+
+#[tokio::test]
+async fn pagerduty_url_must_be_absolute_http() {
+    let sink = PagerDutySink::new(&transport(), PD_KEY).unwrap();
+    assert!(sink.url("ftp://events.example.com/v2/enqueue").is_err());
+    let sink = PagerDutySink::new(&transport(), PD_KEY).unwrap();
+    assert!(sink.url("/v2/enqueue").is_err());
+}
