@@ -17,7 +17,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{json, Value};
 use webhook_monitor::{
     report::{
-        http::{HttpTransport, PagerDutySink, RetryPolicy},
+        http::{HttpTransport, OpsgenieSink, PagerDutySink, RetryPolicy},
         MemorySink, Report, Reporter, Sink, SinkHealth,
     },
     watch::Alert,
@@ -410,4 +410,192 @@ async fn pagerduty_url_must_be_absolute_http() {
     assert!(sink.url("ftp://events.example.com/v2/enqueue").is_err());
     let sink = PagerDutySink::new(&transport(), PD_KEY).unwrap();
     assert!(sink.url("/v2/enqueue").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opsgenie.
+
+const OG_KEY: &str = "og-api-key-fedcba9876543210";
+
+fn opsgenie(addr: SocketAddr) -> OpsgenieSink {
+    OpsgenieSink::new(&transport(), OG_KEY)
+        .unwrap()
+        .url(&format!("http://{addr}"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_reports() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = opsgenie(addr);
+    let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
+    let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
+    // A `/` in the route: the alias is one path segment all the same.
+    let opened = alert("failure_rate", "checkout/eu", "opened", figures);
+    let resolved = alert("failure_rate", "checkout/eu", "resolved", cleared);
+    let batch = [
+        delivery(),
+        opened.clone(),
+        health_report().await,
+        resolved.clone(),
+    ];
+    deliver(&sink, &batch).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    for s in &seen {
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(s.header("authorization"), format!("GenieKey {OG_KEY}"));
+        assert_eq!(s.header("content-type"), "application/json");
+    }
+    assert_eq!(seen[0].path, "/v2/alerts");
+    assert_eq!(seen[0].query, None);
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "message": "[critical] checkout/eu: failure rate above threshold (opened)",
+            "alias": "webhook-monitor/checkout/eu/failure_rate",
+            "description": "[critical] checkout/eu: failure rate above threshold (opened) \
+                            failure_rate=0.600 failed=12 handled=20 window_minutes=5",
+            "priority": "P1",
+            "source": "webhook-monitor",
+            "entity": "checkout/eu",
+            "tags": ["webhook-monitor", "checkout/eu", "failure_rate"],
+            "details": {"failure_rate": "0.6", "failed": "12", "handled": "20", "window_minutes": "5"},
+        })
+    );
+    assert_eq!(
+        seen[1].path,
+        "/v2/alerts/webhook-monitor%2Fcheckout%2Feu%2Ffailure_rate/close"
+    );
+    assert_eq!(seen[1].query.as_deref(), Some("identifierType=alias"));
+    assert_eq!(
+        seen[1].json(),
+        json!({
+            "source": "webhook-monitor",
+            "note": as_alert(&resolved).to_string(),
+        })
+    );
+    assert_eq!(
+        as_alert(&resolved).to_string(),
+        "[critical] checkout/eu: failure rate above threshold (resolved) failure_rate=0.050 \
+         failed=1 handled=20 window_minutes=5"
+    );
+    let h = health(&sink);
+    assert_eq!(h.name, "opsgenie");
+    assert_eq!(
+        (h.accepted, h.sent, h.failed, h.retries),
+        (2, 2, 0, 0),
+        "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn opsgenie_maps_a_warning_to_p3_cuts_the_message_to_130_and_stringifies_details() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = opsgenie(addr);
+    // A long route name: the message would be 170 characters; two bytes per character.
+    let route = "ö".repeat(120);
+    let figures = r#"{"p95_ms": 2400.5, "samples": 40, "degraded": true, "note": "slow db"}"#;
+    let report = alert("latency_degraded", &route, "opened", figures);
+    deliver(&sink, std::slice::from_ref(&report)).await.unwrap();
+
+    let body = backend.seen()[0].json();
+    let head = format!("[warning] {route}: p95 latency well above its baseline (opened)");
+    assert!(head.chars().count() > 130);
+    let message = body["message"].as_str().unwrap();
+    assert_eq!(message.chars().count(), 130);
+    assert_eq!(message, head.chars().take(130).collect::<String>());
+    assert_eq!(body["priority"], "P3");
+    assert_eq!(body["description"], as_alert(&report).to_string());
+    assert_eq!(
+        body["details"],
+        json!({"p95_ms": "2400.5", "samples": "40", "degraded": "true", "note": "slow db"})
+    );
+    assert_eq!(
+        body["tags"],
+        json!(["webhook-monitor", route, "latency_degraded"])
+    );
+}
+
+#[tokio::test]
+async fn opsgenie_sends_nothing_for_deliveries_and_health_reports() {
+    let (backend, addr) = Backend::serve([]).await;
+    let sink = opsgenie(addr);
+    deliver(&sink, &[delivery(), health_report().await])
+        .await
+        .unwrap();
+    assert_eq!(backend.seen().len(), 0);
+    let h = health(&sink);
+    assert_eq!((h.accepted, h.sent, h.failed), (0, 0, 0), "{h:?}");
+}
+
+#[tokio::test]
+async fn opsgenie_is_retried_by_the_transport_after_a_429() {
+    let (backend, addr) = Backend::serve([(429, ""), (202, "")]).await;
+    let sink = opsgenie(addr);
+    let report = alert("all_rejected", "orders", "resolved", r#"{"rejected": 0}"#);
+    deliver(&sink, &[report]).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].body, seen[1].body);
+    assert_eq!(
+        seen[1].path,
+        "/v2/alerts/webhook-monitor%2Forders%2Fall_rejected/close"
+    );
+    assert_eq!(
+        seen[1].header("authorization"),
+        format!("GenieKey {OG_KEY}")
+    );
+    let h = health(&sink);
+    assert_eq!(
+        (h.accepted, h.sent, h.failed, h.retries),
+        (1, 1, 0, 1),
+        "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn opsgenie_never_shows_its_api_key_in_debug_errors_or_logs() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let (backend, addr) = Backend::serve([(422, "bad request")]).await;
+    let sink = opsgenie(addr);
+    let debug = format!("{sink:?}");
+    assert!(debug.contains("OpsgenieSink"), "{debug}");
+    assert!(!debug.contains(OG_KEY), "{debug}");
+    let eu = format!(
+        "{:?}",
+        OpsgenieSink::new(&transport(), OG_KEY).unwrap().eu()
+    );
+    assert!(eu.contains("api.eu.opsgenie.com"), "{eu}");
+    assert!(!eu.contains(OG_KEY), "{eu}");
+
+    let report = alert("spike", "orders", "opened", r#"{"per_minute": 90}"#);
+    let error = deliver(&sink, &[report]).await.unwrap_err();
+    assert_eq!(backend.seen().len(), 1, "a refusal is not retried");
+    let text = error_text(&error);
+    assert!(text.contains("422"), "{text}");
+    assert!(!text.contains(OG_KEY), "{text}");
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("opsgenie"),
+        "the refusal is logged: {logged}"
+    );
+    assert!(!logged.contains(OG_KEY), "{logged}");
+}
+
+#[tokio::test]
+async fn opsgenie_rejects_a_key_that_is_not_a_header_value_and_a_relative_url() {
+    assert!(OpsgenieSink::new(&transport(), "key\r\nX-Injected: 1").is_err());
+    let sink = OpsgenieSink::new(&transport(), OG_KEY).unwrap();
+    assert!(sink.url("api.opsgenie.com").is_err());
 }

@@ -82,6 +82,7 @@ mod breaker;
 mod counters;
 mod healthchecks;
 mod json;
+mod opsgenie;
 mod pagerduty;
 mod retry;
 mod retry_after;
@@ -96,6 +97,7 @@ use http::StatusCode;
 
 pub use healthchecks::HealthchecksSink;
 pub use json::JsonHttpSink;
+pub use opsgenie::OpsgenieSink;
 pub use pagerduty::PagerDutySink;
 pub use retry::RetryPolicy;
 #[cfg(fuzzing)]
