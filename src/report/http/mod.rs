@@ -82,6 +82,7 @@ mod breaker;
 mod counters;
 mod healthchecks;
 mod json;
+mod limit;
 mod opsgenie;
 mod pagerduty;
 mod retry;

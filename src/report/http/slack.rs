@@ -1,13 +1,12 @@
 use std::{
     fmt::{self, Write as _},
-    sync::{Mutex, PoisonError},
     time::Duration,
 };
 
 use reqwest::Url;
-use tokio::time::Instant;
 
 use super::{
+    limit::Limiter,
     parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
@@ -58,14 +57,7 @@ use crate::{
 pub struct SlackSink {
     backend: Backend,
     url: Url,
-    min_interval: Duration,
-    limiter: Mutex<Limiter>,
-}
-
-#[derive(Default)]
-struct Limiter {
-    last_message: Option<Instant>,
-    dropped: u64,
+    limiter: Limiter,
 }
 
 impl SlackSink {
@@ -81,15 +73,14 @@ impl SlackSink {
         Ok(Self {
             backend: transport.backend("slack"),
             url: parse_url(webhook_url)?,
-            min_interval: Self::DEFAULT_MIN_INTERVAL,
-            limiter: Mutex::new(Limiter::default()),
+            limiter: Limiter::new(Self::DEFAULT_MIN_INTERVAL),
         })
     }
 
     /// The least time between two messages. Defaults to [`Self::DEFAULT_MIN_INTERVAL`].
     #[must_use]
     pub fn min_interval(mut self, interval: Duration) -> Self {
-        self.min_interval = interval;
+        self.limiter = Limiter::new(interval);
         self
     }
 }
@@ -97,25 +88,13 @@ impl SlackSink {
 impl Sink for SlackSink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
         let mut messages = Vec::new();
-        {
-            let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            for alert in batch.iter().filter_map(Report::as_alert) {
-                self.backend.accepted(1);
-                if limiter
-                    .last_message
-                    .is_some_and(|at| now - at < self.min_interval)
-                {
-                    limiter.dropped += 1;
-                    self.backend.dropped(1);
-                    continue;
-                }
-                limiter.last_message = Some(now);
-                let text = text(alert, std::mem::take(&mut limiter.dropped));
-                let body = serde_json::json!({ "text": text }).to_string();
-                let call = Call::post(self.url.clone(), "application/json", body);
-                messages.push((call, self.backend.pending(1)));
-            }
+        for alert in batch.iter().filter_map(Report::as_alert) {
+            let Some(dropped) = self.limiter.admit(&self.backend, 1) else {
+                continue;
+            };
+            let body = serde_json::json!({ "text": text(alert, dropped) }).to_string();
+            let call = Call::post(self.url.clone(), "application/json", body);
+            messages.push((call, self.backend.pending(1)));
         }
         self.backend
             .deliver_all(messages)
@@ -150,7 +129,7 @@ fn text(alert: &Alert, dropped: u64) -> String {
 impl fmt::Debug for SlackSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlackSink")
-            .field("min_interval", &self.min_interval)
+            .field("min_interval", &self.limiter.min_interval())
             .finish_non_exhaustive()
     }
 }
