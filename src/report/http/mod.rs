@@ -80,6 +80,7 @@
 
 mod breaker;
 mod counters;
+mod discord;
 mod healthchecks;
 mod json;
 mod limit;
@@ -96,6 +97,7 @@ use std::fmt;
 
 use http::StatusCode;
 
+pub use discord::DiscordSink;
 pub use healthchecks::HealthchecksSink;
 pub use json::JsonHttpSink;
 pub use opsgenie::OpsgenieSink;

@@ -1,0 +1,317 @@
+//! The chat and SMS alert sinks (Discord, Teams, Twilio) against a real server on loopback:
+//! the exact request each sends per alert, colours and severities, the shared rate limit and
+//! its note of dropped alerts, and what they ignore.
+#![cfg(feature = "http")]
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{extract::State, http::StatusCode, Router};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use webhook_monitor::report::{
+    http::{DiscordSink, HttpTransport, RetryPolicy},
+    Report, Sink, SinkHealth,
+};
+
+// ---------------------------------------------------------------------------------------------
+// The backend: records every request and answers `200`. A sink's `send` returns once its
+// requests are answered, so they are all recorded by then.
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    at: Instant,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Backend {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Backend {
+    async fn serve() -> (Self, SocketAddr) {
+        let backend = Self::default();
+        let app = Router::new().fallback(record).with_state(backend.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (backend, addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn record(
+    State(backend): State<Backend>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    backend.seen.lock().unwrap().push(Seen {
+        method,
+        path: uri.to_string(),
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    StatusCode::OK
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports, read from their JSON (docs/report-schema.md).
+
+const AT: &str = "2026-11-28T19:30:00Z";
+const OPENED_AT: &str = "2026-11-28T19:25:00Z";
+
+/// An alert of `kind` on `route`; `figures` is a JSON object, as text (its order kept).
+fn alert(kind: &str, severity: &str, state: &str, route: &str, figures: &str) -> Report {
+    let alert = format!(
+        r#"{{"type":"alert","kind":"{kind}","route":{route},"severity":"{severity}","state":"{state}","opened_at":"{OPENED_AT}","at":"{AT}","figures":{figures}}}"#,
+        route = Value::from(route),
+    );
+    serde_json::from_str(&alert).unwrap()
+}
+
+fn critical(state: &str) -> Report {
+    let figures = r#"{"failure_rate":0.6,"failed":12,"handled":20,"window_minutes":5}"#;
+    alert("failure_rate", "critical", state, "payments", figures)
+}
+
+fn warning(state: &str) -> Report {
+    let figures = r#"{"per_minute":90,"trailing_mean":7.25}"#;
+    alert("spike", "warning", state, "orders", figures)
+}
+
+fn delivery() -> Report {
+    serde_json::from_str(r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#).unwrap()
+}
+
+fn health_report() -> Report {
+    serde_json::from_value(json!({
+        "type": "health", "at": AT, "enqueued": 0, "dropped_full": 0, "dropped_closed": 0,
+        "sent": 0, "failed": 0, "batches": 0, "alerts": 0, "sink_panics": 0,
+        "watcher_panics": 0, "queue_depth": 0, "sinks": [],
+    }))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinks.
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn transport() -> HttpTransport {
+    let retry = RetryPolicy::default()
+        .initial_backoff(ms(10))
+        .max_backoff(ms(40))
+        .window(Duration::from_secs(3));
+    HttpTransport::builder()
+        .timeout(ms(500))
+        .retry(retry)
+        .build()
+        .unwrap()
+}
+
+/// Fails the test instead of hanging it.
+async fn deliver(sink: &impl Sink, batch: &[Report]) {
+    tokio::time::timeout(Duration::from_secs(10), sink.send(batch))
+        .await
+        .expect("bounded in time")
+        .unwrap();
+}
+
+fn health(sink: &impl Sink) -> SinkHealth {
+    let mut health = sink.health();
+    assert_eq!(health.len(), 1);
+    health.remove(0)
+}
+
+/// `(name, accepted, sent, dropped)`, with every accepted report settled.
+fn counts(sink: &impl Sink) -> (String, u64, u64, u64) {
+    let h = health(sink);
+    assert_eq!(h.sent + h.failed + h.dropped, h.accepted, "{h:?}");
+    assert_eq!((h.queued, h.failed), (0, 0), "{h:?}");
+    (h.name.to_string(), h.accepted, h.sent, h.dropped)
+}
+
+/// The note of `n` dropped alerts.
+fn dropped(n: u64) -> String {
+    format!("{n} more alerts were dropped by the rate limit since the previous message")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discord.
+
+fn discord(addr: SocketAddr, min_interval: Duration) -> DiscordSink {
+    let url = format!("http://{addr}/api/webhooks/123/s3cr3t-token");
+    DiscordSink::new(&transport(), &url)
+        .unwrap()
+        .min_interval(min_interval)
+}
+
+fn discord_message(embed: Value) -> Value {
+    json!({
+        "username": "webhook-monitor",
+        "allowed_mentions": {"parse": []},
+        "embeds": [embed],
+    })
+}
+
+#[tokio::test]
+async fn discord_posts_one_embed_per_alert_coloured_by_severity_and_state() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = discord(addr, Duration::ZERO);
+    let batch = [
+        delivery(),
+        critical("opened"),
+        health_report(),
+        warning("opened"),
+        critical("resolved"),
+    ];
+    deliver(&sink, &batch).await;
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(s.path, "/api/webhooks/123/s3cr3t-token");
+        assert_eq!(s.header("content-type"), "application/json");
+    }
+    let failure_rate_fields = json!([
+        {"name": "failure_rate", "value": "0.600", "inline": true},
+        {"name": "failed", "value": "12", "inline": true},
+        {"name": "handled", "value": "20", "inline": true},
+        {"name": "window_minutes", "value": "5", "inline": true},
+    ]);
+    let mut bodies: Vec<Value> = seen.iter().map(Seen::json).collect();
+    // Sent concurrently: in any order.
+    bodies.sort_by_key(|b| b["embeds"][0]["title"].as_str().unwrap().to_owned());
+    assert_eq!(
+        bodies,
+        [
+            discord_message(json!({
+                "title": "[critical] payments: failure rate above threshold (opened)",
+                "description": "kind: `failure_rate`",
+                "color": 0xD7_3A_49,
+                "timestamp": AT,
+                "fields": failure_rate_fields,
+            })),
+            discord_message(json!({
+                "title": "[critical] payments: failure rate above threshold (resolved)",
+                "description": "kind: `failure_rate`",
+                "color": 0x2E_A4_4F,
+                "timestamp": AT,
+                "fields": failure_rate_fields,
+            })),
+            discord_message(json!({
+                "title": "[warning] orders: traffic spike (opened)",
+                "description": "kind: `spike`",
+                "color": 0xDB_AB_09,
+                "timestamp": AT,
+                "fields": [
+                    {"name": "per_minute", "value": "90", "inline": true},
+                    {"name": "trailing_mean", "value": "7.250", "inline": true},
+                ],
+            })),
+        ]
+    );
+    // Deliveries and health reports are not taken on.
+    assert_eq!(counts(&sink), ("discord".into(), 3, 3, 0));
+}
+
+#[tokio::test]
+async fn discord_caps_the_title_and_the_fields_at_discords_limits() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = discord(addr, Duration::ZERO);
+    let route = "é".repeat(300);
+    let figures: Vec<String> = (0..30).map(|i| format!(r#""f{i}":{i}"#)).collect();
+    let figures = format!("{{{}}}", figures.join(","));
+    let long = alert("spike", "warning", "opened", &route, &figures);
+    deliver(&sink, &[long]).await;
+
+    let embed = backend.seen()[0].json()["embeds"][0].clone();
+    let title = embed["title"].as_str().unwrap();
+    assert_eq!(title.chars().count(), 256);
+    assert_eq!(title, format!("[warning] {}", "é".repeat(246)));
+    let fields = embed["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 25);
+    assert_eq!(
+        fields[24],
+        json!({"name": "f24", "value": "24", "inline": true})
+    );
+}
+
+#[tokio::test]
+async fn discord_drops_alerts_past_its_rate_limit_and_says_so_in_the_next_footer() {
+    let (backend, addr) = Backend::serve().await;
+    let min_interval = ms(300);
+    let sink = discord(addr, min_interval);
+
+    // The first alert goes out; the next two come too soon.
+    let batch = [critical("opened"), warning("opened"), warning("resolved")];
+    deliver(&sink, &batch).await;
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].json()["embeds"][0].get("footer"), None);
+    assert_eq!(counts(&sink), ("discord".into(), 3, 1, 2));
+
+    // Still too soon.
+    tokio::time::sleep(min_interval / 3).await;
+    deliver(&sink, &[critical("resolved")]).await;
+    assert_eq!(backend.seen().len(), 1);
+
+    // Past the interval: the message notes the three dropped alerts.
+    tokio::time::sleep(min_interval).await;
+    deliver(&sink, &[critical("resolved")]).await;
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].at - seen[0].at >= min_interval);
+    let embed = &seen[1].json()["embeds"][0];
+    assert_eq!(embed["footer"], json!({"text": dropped(3)}));
+    assert_eq!(counts(&sink), ("discord".into(), 5, 2, 3));
+
+    // The count starts again.
+    tokio::time::sleep(min_interval).await;
+    deliver(&sink, &[critical("opened")]).await;
+    assert_eq!(backend.seen()[2].json()["embeds"][0].get("footer"), None);
+}
+
+#[tokio::test]
+async fn discord_debug_hides_the_webhook_url() {
+    let sink = DiscordSink::new(
+        &transport(),
+        "https://discord.com/api/webhooks/123/s3cr3t-token",
+    )
+    .unwrap();
+    let debug = format!("{sink:?}");
+    assert!(debug.contains("DiscordSink"), "{debug}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("webhooks"),
+        "{debug}"
+    );
+}
