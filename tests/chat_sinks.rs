@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, Uri};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use webhook_monitor::report::{
-    http::{DiscordSink, HttpTransport, RetryPolicy},
+    http::{DiscordSink, HttpTransport, RetryPolicy, TeamsSink},
     Report, Sink, SinkHealth,
 };
 
@@ -312,6 +312,151 @@ async fn discord_debug_hides_the_webhook_url() {
     assert!(debug.contains("DiscordSink"), "{debug}");
     assert!(
         !debug.contains("s3cr3t") && !debug.contains("webhooks"),
+        "{debug}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teams.
+
+fn teams(addr: SocketAddr, min_interval: Duration) -> TeamsSink {
+    let url = format!("http://{addr}/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t");
+    TeamsSink::new(&transport(), &url)
+        .unwrap()
+        .min_interval(min_interval)
+}
+
+/// The message Teams gets: one Adaptive Card with these body blocks.
+fn card(body: Value) -> Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+            },
+        }],
+    })
+}
+
+fn heading(text: &str, color: &str) -> Value {
+    json!({
+        "type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium", "wrap": true,
+        "color": color,
+    })
+}
+
+fn card_body(seen: &Seen) -> Vec<Value> {
+    let body = &seen.json()["attachments"][0]["content"]["body"];
+    body.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = teams(addr, Duration::ZERO);
+    let batch = [
+        delivery(),
+        critical("opened"),
+        health_report(),
+        warning("opened"),
+        critical("resolved"),
+    ];
+    deliver(&sink, &batch).await;
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 3);
+    for s in &seen {
+        assert_eq!(s.method, Method::POST);
+        assert_eq!(
+            s.path,
+            "/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t"
+        );
+        assert_eq!(s.header("content-type"), "application/json");
+    }
+    let failure_rate_facts = |opened_at: &str| {
+        json!({"type": "FactSet", "facts": [
+            {"title": "kind", "value": "failure_rate"},
+            {"title": "opened at", "value": opened_at},
+            {"title": "failure_rate", "value": "0.600"},
+            {"title": "failed", "value": "12"},
+            {"title": "handled", "value": "20"},
+            {"title": "window_minutes", "value": "5"},
+        ]})
+    };
+    let mut bodies: Vec<Value> = seen.iter().map(Seen::json).collect();
+    // Sent concurrently: in any order.
+    bodies.sort_by_key(|b| b.to_string());
+    let mut expected = vec![
+        card(json!([
+            heading(
+                "[critical] payments: failure rate above threshold (opened)",
+                "Attention"
+            ),
+            failure_rate_facts(OPENED_AT),
+        ])),
+        card(json!([
+            heading(
+                "[critical] payments: failure rate above threshold (resolved)",
+                "Good"
+            ),
+            failure_rate_facts(OPENED_AT),
+        ])),
+        card(json!([
+            heading("[warning] orders: traffic spike (opened)", "Warning"),
+            {"type": "FactSet", "facts": [
+                {"title": "kind", "value": "spike"},
+                {"title": "opened at", "value": OPENED_AT},
+                {"title": "per_minute", "value": "90"},
+                {"title": "trailing_mean", "value": "7.250"},
+            ]},
+        ])),
+    ];
+    expected.sort_by_key(|b| b.to_string());
+    assert_eq!(bodies, expected);
+    // Deliveries and health reports are not taken on.
+    assert_eq!(counts(&sink), ("teams".into(), 3, 3, 0));
+}
+
+#[tokio::test]
+async fn teams_drops_alerts_past_its_rate_limit_and_says_so_in_the_next_card() {
+    let (backend, addr) = Backend::serve().await;
+    let min_interval = ms(300);
+    let sink = teams(addr, min_interval);
+
+    let batch = [critical("opened"), warning("opened"), warning("resolved")];
+    deliver(&sink, &batch).await;
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(card_body(&seen[0]).len(), 2);
+    assert_eq!(counts(&sink), ("teams".into(), 3, 1, 2));
+
+    tokio::time::sleep(min_interval).await;
+    deliver(&sink, &[critical("resolved")]).await;
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].at - seen[0].at >= min_interval);
+    let body = card_body(&seen[1]);
+    assert_eq!(body.len(), 3);
+    assert_eq!(
+        body[2],
+        json!({"type": "TextBlock", "text": dropped(2), "isSubtle": true, "wrap": true})
+    );
+    assert_eq!(counts(&sink), ("teams".into(), 4, 2, 2));
+}
+
+#[test]
+fn teams_debug_hides_the_webhook_url() {
+    let url = "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t";
+    let sink = TeamsSink::new(&transport(), url).unwrap();
+    let debug = format!("{sink:?}");
+    assert!(debug.contains("TeamsSink"), "{debug}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("logic.azure"),
         "{debug}"
     );
 }

@@ -90,6 +90,7 @@ mod retry;
 mod retry_after;
 mod seiri;
 mod slack;
+mod teams;
 mod tls;
 mod transport;
 
@@ -107,6 +108,7 @@ pub use retry::RetryPolicy;
 pub(crate) use retry_after::retry_after;
 pub use seiri::{SeiriMode, SeiriSink};
 pub use slack::SlackSink;
+pub use teams::TeamsSink;
 pub use transport::{HttpTransport, HttpTransportBuilder};
 
 use crate::{BoxError, Outcome};
