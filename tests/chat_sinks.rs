@@ -16,9 +16,10 @@ use http::{HeaderMap, Method, Uri};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use webhook_monitor::report::{
-    http::{DiscordSink, HttpTransport, RetryPolicy, TeamsSink},
+    http::{DiscordSink, HttpSinkError, HttpTransport, RetryPolicy, TeamsSink, TwilioSmsSink},
     Report, Sink, SinkHealth,
 };
+use webhook_monitor::watch::Severity;
 
 // ---------------------------------------------------------------------------------------------
 // The backend: records every request and answers `200`. A sink's `send` returns once its
@@ -459,4 +460,163 @@ fn teams_debug_hides_the_webhook_url() {
         !debug.contains("s3cr3t") && !debug.contains("logic.azure"),
         "{debug}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio.
+
+const SID: &str = "AC0123";
+const FROM: &str = "+15550199";
+
+fn twilio(addr: SocketAddr, min_interval: Duration, to: &[&str]) -> TwilioSmsSink {
+    let mut sink = TwilioSmsSink::new(&transport(), SID, "t0k3n", FROM, to[0])
+        .unwrap()
+        .url(&format!("http://{addr}/"))
+        .unwrap()
+        .min_interval(min_interval);
+    for number in &to[1..] {
+        sink = sink.to(number);
+    }
+    sink
+}
+
+/// A text's form, in order, after checking the request's method, path and headers.
+fn sms(seen: &Seen) -> Vec<(String, String)> {
+    assert_eq!(seen.method, Method::POST);
+    assert_eq!(seen.path, "/2010-04-01/Accounts/AC0123/Messages.json");
+    // base64("AC0123:t0k3n")
+    assert_eq!(seen.header("authorization"), "Basic QUMwMTIzOnQwazNu");
+    assert_eq!(
+        seen.header("content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    url::form_urlencoded::parse(&seen.body)
+        .into_owned()
+        .collect()
+}
+
+fn form(to: &str, body: &str) -> Vec<(String, String)> {
+    [("To", to), ("From", FROM), ("Body", body)]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The alert's text, as the sink writes it (before any note of dropped alerts).
+fn sms_text(report: &Report) -> String {
+    format!("webhook-monitor: {}", report.as_alert().unwrap())
+}
+
+/// The forms seen, sorted (requests run concurrently).
+fn forms(backend: &Backend) -> Vec<Vec<(String, String)>> {
+    let mut forms: Vec<_> = backend.seen().iter().map(sms).collect();
+    forms.sort();
+    forms
+}
+
+#[tokio::test]
+async fn twilio_texts_critical_alerts_only_by_default_once_per_recipient() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = twilio(addr, Duration::ZERO, &["+15550100", "+15550101"]);
+    let batch = [
+        delivery(),
+        warning("opened"),
+        critical("opened"),
+        health_report(),
+        warning("resolved"),
+        critical("resolved"),
+    ];
+    deliver(&sink, &batch).await;
+
+    let opened = sms_text(&critical("opened"));
+    assert_eq!(
+        opened,
+        "webhook-monitor: [critical] payments: failure rate above threshold (opened) \
+         failure_rate=0.600 failed=12 handled=20 window_minutes=5"
+    );
+    let resolved = sms_text(&critical("resolved"));
+    let mut expected = vec![
+        form("+15550100", &opened),
+        form("+15550101", &opened),
+        form("+15550100", &resolved),
+        form("+15550101", &resolved),
+    ];
+    expected.sort();
+    assert_eq!(forms(&backend), expected);
+    // One text per alert and recipient; warnings, deliveries and health reports not counted.
+    assert_eq!(counts(&sink), ("twilio".into(), 4, 4, 0));
+}
+
+#[tokio::test]
+async fn twilio_texts_warnings_too_when_asked() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = twilio(addr, Duration::ZERO, &["+15550100"]).min_severity(Severity::Warning);
+    deliver(&sink, &[warning("opened"), critical("opened")]).await;
+
+    let mut expected = vec![
+        form("+15550100", &sms_text(&warning("opened"))),
+        form("+15550100", &sms_text(&critical("opened"))),
+    ];
+    expected.sort();
+    assert_eq!(forms(&backend), expected);
+    assert_eq!(counts(&sink), ("twilio".into(), 2, 2, 0));
+}
+
+#[tokio::test]
+async fn twilio_cuts_the_text_at_320_characters() {
+    let (backend, addr) = Backend::serve().await;
+    let sink = twilio(addr, Duration::ZERO, &["+15550100"]);
+    let long = alert(
+        "silence",
+        "critical",
+        "opened",
+        &"é".repeat(400),
+        r#"{"silent_for_s":900,"expected_interval_s":60}"#,
+    );
+    deliver(&sink, std::slice::from_ref(&long)).await;
+
+    let text: String = sms_text(&long).chars().take(320).collect();
+    assert!(text.starts_with("webhook-monitor: [critical] éé"));
+    assert_eq!(text.chars().count(), 320);
+    assert_eq!(forms(&backend), [form("+15550100", &text)]);
+}
+
+#[tokio::test]
+async fn twilio_drops_alerts_past_its_rate_limit_and_notes_them_in_the_next_text() {
+    let (backend, addr) = Backend::serve().await;
+    let min_interval = ms(300);
+    let sink = twilio(addr, min_interval, &["+15550100", "+15550101"]);
+
+    // The first critical alert goes out to both; the second comes too soon; the warning is
+    // ignored, neither sent nor dropped.
+    let batch = [critical("opened"), warning("opened"), critical("resolved")];
+    deliver(&sink, &batch).await;
+    assert_eq!(backend.seen().len(), 2);
+    assert_eq!(counts(&sink), ("twilio".into(), 4, 2, 2));
+
+    tokio::time::sleep(min_interval).await;
+    deliver(&sink, &[critical("opened")]).await;
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 4);
+    assert!(seen[2].at - seen[0].at >= min_interval);
+    let text = format!("{} (+1 dropped)", sms_text(&critical("opened")));
+    let mut last: Vec<_> = seen[2..].iter().map(sms).collect();
+    last.sort();
+    assert_eq!(last, [form("+15550100", &text), form("+15550101", &text)]);
+    assert_eq!(counts(&sink), ("twilio".into(), 6, 4, 2));
+}
+
+#[test]
+fn twilio_debug_hides_the_token_the_account_and_the_numbers() {
+    let sink = TwilioSmsSink::new(&transport(), SID, "t0k3n", FROM, "+15550100")
+        .unwrap()
+        .to("+15550101");
+    let debug = format!("{sink:?}");
+    assert!(debug.contains("TwilioSmsSink"), "{debug}");
+    for secret in ["t0k3n", "AC0123", "5550", "QUMw"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    let error = TwilioSmsSink::new(&transport(), "AC:0123", "t0k3n", FROM, "+1").unwrap_err();
+    assert!(matches!(error, HttpSinkError::InvalidHeader), "{error:?}");
+    assert!(!format!("{error:?} {error}").contains("t0k3n"));
 }

@@ -93,6 +93,7 @@ mod slack;
 mod teams;
 mod tls;
 mod transport;
+mod twilio;
 
 use std::fmt;
 
@@ -110,6 +111,7 @@ pub use seiri::{SeiriMode, SeiriSink};
 pub use slack::SlackSink;
 pub use teams::TeamsSink;
 pub use transport::{HttpTransport, HttpTransportBuilder};
+pub use twilio::TwilioSmsSink;
 
 use crate::{BoxError, Outcome};
 
