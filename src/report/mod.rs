@@ -65,7 +65,10 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use self::http::{DiscordSink, HealthchecksSink, JsonHttpSink, OpsgenieSink, PagerDutySink, SeiriSink, SlackSink, TeamsSink, TwilioSmsSink};
+pub use self::http::{
+    DiscordSink, HealthchecksSink, JsonHttpSink, OpsgenieSink, PagerDutySink, SeiriSink, SlackSink,
+    TeamsSink, TwilioSmsSink,
+};
 pub use reporter::{
     Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownError,
 };

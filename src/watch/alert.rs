@@ -48,6 +48,12 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The first part of its one-line summary, without the figures:
+    /// `[critical] orders: deliveries arrive, none gets through (opened)`.
+    pub(crate) fn headline(&self) -> Headline<'_> {
+        Headline(self)
+    }
+
     /// The figure named `name`, if the alert carries it.
     pub fn figure(&self, name: &str) -> Option<&crate::FieldValue> {
         self.figures
@@ -209,17 +215,27 @@ impl Serialize for Alert {
     }
 }
 
-impl fmt::Display for Alert {
-    /// One line: `[critical] orders: deliveries arrive, none gets through (opened) total=12 …`.
+/// [`Alert::headline`].
+pub(crate) struct Headline<'a>(&'a Alert);
+
+impl fmt::Display for Headline<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0;
         write!(
             f,
             "[{}] {}: {} ({})",
-            self.severity.as_str(),
-            self.route,
-            self.kind.describe(),
-            self.state.as_str()
-        )?;
+            a.severity.as_str(),
+            a.route,
+            a.kind.describe(),
+            a.state.as_str()
+        )
+    }
+}
+
+impl fmt::Display for Alert {
+    /// One line: `[critical] orders: deliveries arrive, none gets through (opened) total=12 …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.headline())?;
         for field in &self.figures {
             write!(f, " {}=", field.name)?;
             match &field.value {

@@ -4,6 +4,7 @@ use reqwest::Url;
 use serde_json::{json, Value};
 
 use super::{
+    alert_text::{dropped_note, figure_text, headline, truncate},
     limit::Limiter,
     parse_url,
     transport::{Backend, Call},
@@ -12,7 +13,6 @@ use super::{
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},
-    FieldValue,
 };
 
 /// Characters of an embed's title Discord accepts (also the limit of a field's name).
@@ -146,7 +146,7 @@ fn message(alert: &Alert, dropped: u64) -> Value {
         })
         .collect();
     let mut embed = json!({
-        "title": title(alert),
+        "title": headline(alert, TITLE_CHARS),
         "description": format!("kind: `{}`", alert.kind.as_str()),
         "color": color,
         "timestamp": humantime::format_rfc3339_seconds(alert.at).to_string(),
@@ -160,43 +160,6 @@ fn message(alert: &Alert, dropped: u64) -> Value {
         "allowed_mentions": { "parse": [] },
         "embeds": [embed],
     })
-}
-
-/// `[severity] route: what was detected (opened|resolved)`: the alert's one-line summary
-/// without its figures, at most 256 characters.
-pub(super) fn title(alert: &Alert) -> String {
-    let title = format!(
-        "[{}] {}: {} ({})",
-        alert.severity.as_str(),
-        alert.route,
-        alert.kind.describe(),
-        alert.state.as_str()
-    );
-    truncate(&title, TITLE_CHARS).to_owned()
-}
-
-/// A figure's value as text, as in the alert's summary (floats with three decimals) but
-/// strings unquoted.
-pub(super) fn figure_text(value: &FieldValue) -> String {
-    match value {
-        FieldValue::F64(v) => format!("{v:.3}"),
-        FieldValue::Str(v) => v.to_string(),
-        FieldValue::Bool(v) => v.to_string(),
-        FieldValue::I64(v) => v.to_string(),
-        FieldValue::U64(v) => v.to_string(),
-    }
-}
-
-/// What a message says of the `dropped` alerts before it.
-pub(super) fn dropped_note(dropped: u64) -> String {
-    format!("{dropped} more alerts were dropped by the rate limit since the previous message")
-}
-
-/// `text`'s first `chars` characters.
-pub(super) fn truncate(text: &str, chars: usize) -> &str {
-    text.char_indices()
-        .nth(chars)
-        .map_or(text, |(end, _)| &text[..end])
 }
 
 impl fmt::Debug for DiscordSink {

@@ -78,6 +78,7 @@
 //! # }
 //! ```
 
+mod alert_text;
 mod breaker;
 mod counters;
 mod discord;

@@ -4,9 +4,8 @@ use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::Url;
 
 use super::{
-    join,
-    pagerduty::{deliver_in_order, truncate},
-    parse_url,
+    alert_text::truncate,
+    join, parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
@@ -154,21 +153,16 @@ impl OpsgenieSink {
         let alias = format!("webhook-monitor/{route}/{kind}");
         let (url, body) = match alert.state {
             AlertState::Opened => {
-                let message = format!(
-                    "[{}] {route}: {} ({})",
-                    alert.severity.as_str(),
-                    alert.kind.describe(),
-                    alert.state.as_str()
-                );
+                let message = alert.headline().to_string();
                 let details: serde_json::Map<_, _> = alert
                     .figures
                     .iter()
                     .map(|f| (f.name.to_string(), detail(&f.value).into()))
                     .collect();
                 let body = serde_json::json!({
-                    "message": truncate(message, MAX_MESSAGE),
+                    "message": truncate(&message, MAX_MESSAGE),
                     "alias": alias,
-                    "description": truncate(alert.to_string(), MAX_DESCRIPTION),
+                    "description": truncate(&alert.to_string(), MAX_DESCRIPTION),
                     "priority": match alert.severity {
                         Severity::Critical => "P1",
                         Severity::Warning => "P3",
@@ -212,7 +206,8 @@ impl Sink for OpsgenieSink {
             .filter_map(Report::as_alert)
             .map(|alert| self.call(alert))
             .collect();
-        deliver_in_order(&self.backend, calls)
+        self.backend
+            .deliver_in_order(calls)
             .await
             .map_err(SinkError::new)
     }

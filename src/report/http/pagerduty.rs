@@ -3,6 +3,7 @@ use std::fmt;
 use reqwest::Url;
 
 use super::{
+    alert_text::truncate,
     parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
@@ -154,7 +155,7 @@ impl PagerDutySink {
                 "dedup_key": dedup_key,
                 "client": "webhook-monitor",
                 "payload": {
-                    "summary": truncate(alert.to_string(), MAX_SUMMARY),
+                    "summary": truncate(&alert.to_string(), MAX_SUMMARY),
                     "source": self.source.as_deref().unwrap_or(route),
                     "severity": match alert.severity {
                         Severity::Critical => "critical",
@@ -180,7 +181,8 @@ impl Sink for PagerDutySink {
                 Call::post(self.url.clone(), "application/json", body)
             })
             .collect();
-        deliver_in_order(&self.backend, calls)
+        self.backend
+            .deliver_in_order(calls)
             .await
             .map_err(SinkError::new)
     }
@@ -188,34 +190,6 @@ impl Sink for PagerDutySink {
     fn health(&self) -> Vec<SinkHealth> {
         vec![self.backend.health()]
     }
-}
-
-/// Sends `calls` one after the other, in order (an alert's resolution must not overtake its
-/// opening), each counted as one accepted report; returns the first error, after every call
-/// has ended. Those not sent when the `send` is cut short count as failed.
-pub(super) async fn deliver_in_order(
-    backend: &Backend,
-    calls: Vec<Call>,
-) -> Result<(), HttpSinkError> {
-    let calls: Vec<_> = calls
-        .into_iter()
-        .map(|call| (call, backend.accept(1)))
-        .collect();
-    let mut first = Ok(());
-    for (call, pending) in calls {
-        let result = backend.deliver(&call).await;
-        pending.settle(result.is_ok());
-        first = first.and(result);
-    }
-    first
-}
-
-/// `text` cut to its first `max` characters.
-pub(super) fn truncate(mut text: String, max: usize) -> String {
-    if let Some((end, _)) = text.char_indices().nth(max) {
-        text.truncate(end);
-    }
-    text
 }
 
 impl fmt::Debug for PagerDutySink {

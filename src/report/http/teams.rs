@@ -4,7 +4,7 @@ use reqwest::Url;
 use serde_json::{json, Value};
 
 use super::{
-    discord::{dropped_note, figure_text, title},
+    alert_text::{dropped_note, figure_text},
     limit::Limiter,
     parse_url,
     transport::{Backend, Call},
@@ -152,7 +152,7 @@ fn message(alert: &Alert, dropped: u64) -> Value {
     let mut body = vec![
         json!({
             "type": "TextBlock",
-            "text": title(alert),
+            "text": alert.headline().to_string(),
             "weight": "Bolder",
             "size": "Medium",
             "wrap": true,

@@ -276,6 +276,23 @@ impl Backend {
         first
     }
 
+    /// Sends `calls` one after the other, in order (an alert's resolution must not overtake its
+    /// opening), each counted as one accepted report; returns the first error, after every
+    /// call has ended. Those not sent when the `send` is cut short count as failed.
+    pub(super) async fn deliver_in_order(&self, calls: Vec<Call>) -> Result<(), HttpSinkError> {
+        let calls: Vec<_> = calls
+            .into_iter()
+            .map(|call| (call, self.accept(1)))
+            .collect();
+        let mut first = Ok(());
+        for (call, pending) in calls {
+            let result = self.deliver(&call).await;
+            pending.settle(result.is_ok());
+            first = first.and(result);
+        }
+        first
+    }
+
     /// Sends `call` until it is delivered, refused, or its retry window runs out.
     pub(super) async fn deliver(&self, call: &Call) -> Result<(), HttpSinkError> {
         let policy = &self.transport.retry;

@@ -5,7 +5,7 @@ use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::Url;
 
 use super::{
-    discord::truncate,
+    alert_text::truncate,
     join,
     limit::Limiter,
     parse_url,
