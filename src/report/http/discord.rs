@@ -1,13 +1,10 @@
 use std::{fmt, time::Duration};
 
-use reqwest::Url;
 use serde_json::{json, Value};
 
 use super::{
     alert_text::{dropped_note, figure_text, headline, truncate},
-    limit::Limiter,
-    parse_url,
-    transport::{Backend, Call},
+    limit::ChatWebhook,
     HttpSinkError, HttpTransport,
 };
 use crate::{
@@ -73,9 +70,7 @@ const MAX_FIELDS: usize = 25;
 /// # Ok::<_, webhook_monitor::report::http::HttpSinkError>(())
 /// ```
 pub struct DiscordSink {
-    backend: Backend,
-    url: Url,
-    limiter: Limiter,
+    webhook: ChatWebhook,
 }
 
 impl DiscordSink {
@@ -89,40 +84,32 @@ impl DiscordSink {
     ///
     /// [`HttpSinkError::InvalidUrl`] when `webhook_url` is not an absolute `http(s)` URL.
     pub fn new(transport: &HttpTransport, webhook_url: &str) -> Result<Self, HttpSinkError> {
-        Ok(Self {
-            backend: transport.backend("discord"),
-            url: parse_url(webhook_url)?,
-            limiter: Limiter::new(Self::DEFAULT_MIN_INTERVAL),
-        })
+        let webhook = ChatWebhook::new(
+            transport,
+            "discord",
+            webhook_url,
+            Self::DEFAULT_MIN_INTERVAL,
+        )?;
+        Ok(Self { webhook })
     }
 
     /// The least time between two messages. Defaults to [`Self::DEFAULT_MIN_INTERVAL`].
     #[must_use]
     pub fn min_interval(mut self, interval: Duration) -> Self {
-        self.limiter = Limiter::new(interval);
+        self.webhook.set_min_interval(interval);
         self
     }
 }
 
 impl Sink for DiscordSink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
-        let mut messages = Vec::new();
-        for alert in batch.iter().filter_map(Report::as_alert) {
-            let Some(dropped) = self.limiter.admit(&self.backend, 1) else {
-                continue;
-            };
-            let body = message(alert, dropped).to_string();
-            let call = Call::post(self.url.clone(), "application/json", body);
-            messages.push((call, self.backend.pending(1)));
-        }
-        self.backend
-            .deliver_all(messages)
+        self.webhook
+            .send(batch, |alert, dropped| message(alert, dropped).to_string())
             .await
-            .map_err(SinkError::new)
     }
 
     fn health(&self) -> Vec<SinkHealth> {
-        vec![self.backend.health()]
+        self.webhook.health()
     }
 }
 
@@ -165,7 +152,7 @@ fn message(alert: &Alert, dropped: u64) -> Value {
 impl fmt::Debug for DiscordSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DiscordSink")
-            .field("min_interval", &self.limiter.min_interval())
+            .field("min_interval", &self.webhook.min_interval())
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
 //! The rate limit of the alert sinks (Slack, Discord, Teams, Twilio): at most one message per
-//! interval; alerts in between are dropped, counted, and noted in the next message.
+//! interval; alerts in between are dropped, counted, and noted in the next message. And
+//! [`ChatWebhook`], what the chat sinks share: one JSON message per alert to a webhook URL.
 
 use std::{
     sync::{Mutex, PoisonError},
@@ -8,7 +9,17 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::transport::Backend;
+use reqwest::Url;
+
+use super::{
+    parse_url,
+    transport::{Backend, Call},
+    HttpSinkError, HttpTransport,
+};
+use crate::{
+    report::{Report, SinkError, SinkHealth},
+    watch::Alert,
+};
 
 /// At most one message per `min_interval`.
 pub(super) struct Limiter {
@@ -53,5 +64,66 @@ impl Limiter {
         }
         state.last_message = Some(now);
         Some(std::mem::take(&mut state.dropped))
+    }
+}
+
+/// A chat channel's incoming webhook (Slack, Discord, Teams): one JSON message per alert, posted
+/// to the webhook's URL under the rate limit; other reports are ignored, and not counted. The
+/// URL is a credential: the sinks' `Debug` leaves it out.
+pub(super) struct ChatWebhook {
+    backend: Backend,
+    url: Url,
+    limiter: Limiter,
+}
+
+impl ChatWebhook {
+    /// Posting to `webhook_url`, counted as the backend `name`.
+    pub(super) fn new(
+        transport: &HttpTransport,
+        name: &'static str,
+        webhook_url: &str,
+        min_interval: Duration,
+    ) -> Result<Self, HttpSinkError> {
+        Ok(Self {
+            backend: transport.backend(name),
+            url: parse_url(webhook_url)?,
+            limiter: Limiter::new(min_interval),
+        })
+    }
+
+    pub(super) fn set_min_interval(&mut self, interval: Duration) {
+        self.limiter = Limiter::new(interval);
+    }
+
+    pub(super) fn min_interval(&self) -> Duration {
+        self.limiter.min_interval()
+    }
+
+    /// Posts `message(alert, dropped before it)` for each alert the rate limit lets through.
+    pub(super) async fn send(
+        &self,
+        batch: &[Report],
+        message: impl Fn(&Alert, u64) -> String,
+    ) -> Result<(), SinkError> {
+        let mut messages = Vec::new();
+        for alert in batch.iter().filter_map(Report::as_alert) {
+            let Some(dropped) = self.limiter.admit(&self.backend, 1) else {
+                continue;
+            };
+            let call = Call::post(
+                self.url.clone(),
+                "application/json",
+                message(alert, dropped),
+            );
+            messages.push((call, self.backend.pending(1)));
+        }
+        self.backend
+            .deliver_all(messages)
+            .await
+            .map_err(SinkError::new)
+    }
+
+    pub(super) fn health(&self) -> Vec<SinkHealth> {
+        vec![self.backend.health()]
     }
 }

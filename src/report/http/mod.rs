@@ -1,5 +1,8 @@
-//! Sinks that ship reports over HTTP (feature `http`): [`JsonHttpSink`], [`SeiriSink`],
-//! [`HealthchecksSink`] and [`SlackSink`], on a shared [`HttpTransport`].
+//! Sinks that ship reports over HTTP (feature `http`), on a shared [`HttpTransport`]:
+//! [`JsonHttpSink`], [`SeiriSink`] and [`HealthchecksSink`] for reports; and for alerts, where
+//! people are: [`SlackSink`], [`DiscordSink`] and [`TeamsSink`] (chat), [`PagerDutySink`] and
+//! [`OpsgenieSink`] (on-call: opened alerts trigger, resolved ones resolve, one incident per
+//! route and kind) and [`TwilioSmsSink`] (text messages, critical alerts by default).
 //!
 //! # What the transport does for every request
 //!

@@ -3,14 +3,7 @@ use std::{
     time::Duration,
 };
 
-use reqwest::Url;
-
-use super::{
-    limit::Limiter,
-    parse_url,
-    transport::{Backend, Call},
-    HttpSinkError, HttpTransport,
-};
+use super::{limit::ChatWebhook, HttpSinkError, HttpTransport};
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},
@@ -55,9 +48,7 @@ use crate::{
 /// # Ok::<_, webhook_monitor::report::http::HttpSinkError>(())
 /// ```
 pub struct SlackSink {
-    backend: Backend,
-    url: Url,
-    limiter: Limiter,
+    webhook: ChatWebhook,
 }
 
 impl SlackSink {
@@ -70,40 +61,30 @@ impl SlackSink {
     ///
     /// [`HttpSinkError::InvalidUrl`] when `webhook_url` is not an absolute `http(s)` URL.
     pub fn new(transport: &HttpTransport, webhook_url: &str) -> Result<Self, HttpSinkError> {
-        Ok(Self {
-            backend: transport.backend("slack"),
-            url: parse_url(webhook_url)?,
-            limiter: Limiter::new(Self::DEFAULT_MIN_INTERVAL),
-        })
+        let webhook =
+            ChatWebhook::new(transport, "slack", webhook_url, Self::DEFAULT_MIN_INTERVAL)?;
+        Ok(Self { webhook })
     }
 
     /// The least time between two messages. Defaults to [`Self::DEFAULT_MIN_INTERVAL`].
     #[must_use]
     pub fn min_interval(mut self, interval: Duration) -> Self {
-        self.limiter = Limiter::new(interval);
+        self.webhook.set_min_interval(interval);
         self
     }
 }
 
 impl Sink for SlackSink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
-        let mut messages = Vec::new();
-        for alert in batch.iter().filter_map(Report::as_alert) {
-            let Some(dropped) = self.limiter.admit(&self.backend, 1) else {
-                continue;
-            };
-            let body = serde_json::json!({ "text": text(alert, dropped) }).to_string();
-            let call = Call::post(self.url.clone(), "application/json", body);
-            messages.push((call, self.backend.pending(1)));
-        }
-        self.backend
-            .deliver_all(messages)
+        self.webhook
+            .send(batch, |alert, dropped| {
+                serde_json::json!({ "text": text(alert, dropped) }).to_string()
+            })
             .await
-            .map_err(SinkError::new)
     }
 
     fn health(&self) -> Vec<SinkHealth> {
-        vec![self.backend.health()]
+        self.webhook.health()
     }
 }
 
@@ -129,7 +110,7 @@ fn text(alert: &Alert, dropped: u64) -> String {
 impl fmt::Debug for SlackSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlackSink")
-            .field("min_interval", &self.limiter.min_interval())
+            .field("min_interval", &self.webhook.min_interval())
             .finish_non_exhaustive()
     }
 }
