@@ -4,82 +4,20 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod common;
 
-use axum::{extract::State, http::StatusCode, Router};
-use bytes::Bytes;
-use http::{HeaderMap, Method, Uri};
+use std::{net::SocketAddr, time::Duration};
+
+use http::Method;
 use serde_json::{json, Value};
-use tokio::time::Instant;
+// The backend records every request and answers `200`. A sink's `send` returns once its
+// requests are answered, so they are all recorded by then.
+use common::recorder::{Backend, Seen};
 use webhook_monitor::report::{
     http::{DiscordSink, HttpSinkError, HttpTransport, RetryPolicy, TeamsSink, TwilioSmsSink},
     Report, Sink, SinkHealth,
 };
 use webhook_monitor::watch::Severity;
-
-// ---------------------------------------------------------------------------------------------
-// The backend: records every request and answers `200`. A sink's `send` returns once its
-// requests are answered, so they are all recorded by then.
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-    at: Instant,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Backend {
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Backend {
-    async fn serve() -> (Self, SocketAddr) {
-        let backend = Self::default();
-        let app = Router::new().fallback(record).with_state(backend.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (backend, addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn record(
-    State(backend): State<Backend>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    backend.seen.lock().unwrap().push(Seen {
-        method,
-        path: uri.to_string(),
-        headers,
-        body,
-        at: Instant::now(),
-    });
-    StatusCode::OK
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reports, read from their JSON (docs/report-schema.md).
@@ -185,7 +123,7 @@ fn discord_message(embed: Value) -> Value {
 
 #[tokio::test]
 async fn discord_posts_one_embed_per_alert_coloured_by_severity_and_state() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = discord(addr, Duration::ZERO);
     let batch = [
         delivery(),
@@ -247,7 +185,7 @@ async fn discord_posts_one_embed_per_alert_coloured_by_severity_and_state() {
 
 #[tokio::test]
 async fn discord_caps_the_title_and_the_fields_at_discords_limits() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = discord(addr, Duration::ZERO);
     let route = "é".repeat(300);
     let figures: Vec<String> = (0..30).map(|i| format!(r#""f{i}":{i}"#)).collect();
@@ -269,7 +207,7 @@ async fn discord_caps_the_title_and_the_fields_at_discords_limits() {
 
 #[tokio::test]
 async fn discord_drops_alerts_past_its_rate_limit_and_says_so_in_the_next_footer() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let min_interval = ms(300);
     let sink = discord(addr, min_interval);
 
@@ -358,7 +296,7 @@ fn card_body(seen: &Seen) -> Vec<Value> {
 
 #[tokio::test]
 async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = teams(addr, Duration::ZERO);
     let batch = [
         delivery(),
@@ -373,10 +311,8 @@ async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state(
     assert_eq!(seen.len(), 3);
     for s in &seen {
         assert_eq!(s.method, Method::POST);
-        assert_eq!(
-            s.path,
-            "/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t"
-        );
+        assert_eq!(s.path, "/workflows/abc/triggers/manual/paths/invoke");
+        assert_eq!(s.query.as_deref(), Some("sig=s3cr3t"));
         assert_eq!(s.header("content-type"), "application/json");
     }
     let failure_rate_facts = |opened_at: &str| {
@@ -425,7 +361,7 @@ async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state(
 
 #[tokio::test]
 async fn teams_drops_alerts_past_its_rate_limit_and_says_so_in_the_next_card() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let min_interval = ms(300);
     let sink = teams(addr, min_interval);
 
@@ -516,7 +452,7 @@ fn forms(backend: &Backend) -> Vec<Vec<(String, String)>> {
 
 #[tokio::test]
 async fn twilio_texts_critical_alerts_only_by_default_once_per_recipient() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = twilio(addr, Duration::ZERO, &["+15550100", "+15550101"]);
     let batch = [
         delivery(),
@@ -549,7 +485,7 @@ async fn twilio_texts_critical_alerts_only_by_default_once_per_recipient() {
 
 #[tokio::test]
 async fn twilio_texts_warnings_too_when_asked() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = twilio(addr, Duration::ZERO, &["+15550100"]).min_severity(Severity::Warning);
     deliver(&sink, &[warning("opened"), critical("opened")]).await;
 
@@ -564,7 +500,7 @@ async fn twilio_texts_warnings_too_when_asked() {
 
 #[tokio::test]
 async fn twilio_cuts_the_text_at_320_characters() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let sink = twilio(addr, Duration::ZERO, &["+15550100"]);
     let long = alert(
         "silence",
@@ -583,7 +519,7 @@ async fn twilio_cuts_the_text_at_320_characters() {
 
 #[tokio::test]
 async fn twilio_drops_alerts_past_its_rate_limit_and_notes_them_in_the_next_text() {
-    let (backend, addr) = Backend::serve().await;
+    let (backend, addr) = Backend::serve([], 200).await;
     let min_interval = ms(300);
     let sink = twilio(addr, min_interval, &["+15550100", "+15550101"]);
 

@@ -3,17 +3,17 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
-    collections::VecDeque,
     io::Write,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use axum::{extract::State, response::IntoResponse, Router};
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use common::recorder::Backend;
+use http::Method;
 use serde_json::{json, Value};
 use webhook_monitor::{
     report::{
@@ -25,74 +25,6 @@ use webhook_monitor::{
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The backend: records every request, answers from a script (202 once the script is empty).
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Backend {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
-}
-
-impl Backend {
-    /// A backend answering `script` (status, body) in turn, then `202`.
-    async fn serve(script: impl IntoIterator<Item = (u16, &'static str)>) -> (Self, SocketAddr) {
-        let backend = Self::default();
-        backend.script.lock().unwrap().extend(script);
-        let app = Router::new().fallback(record).with_state(backend.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (backend, addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn record(
-    State(backend): State<Backend>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    let (status, answer) = backend
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or((202, ""));
-    backend.seen.lock().unwrap().push(Seen {
-        method,
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        body,
-    });
-    (StatusCode::from_u16(status).unwrap(), answer)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +125,7 @@ async fn deliver(
 
 #[tokio::test]
 async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_reports() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = pagerduty(addr);
     let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
     let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
@@ -254,7 +186,7 @@ async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_re
 
 #[tokio::test]
 async fn pagerduty_maps_a_warning_and_uses_the_source_set() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = pagerduty(addr).source("web-1.example.com");
     let figures = r#"{"per_minute": 240, "trailing_mean": 12.5}"#;
     let spike = alert("spike", "orders", "opened", figures);
@@ -285,7 +217,7 @@ async fn pagerduty_maps_a_warning_and_uses_the_source_set() {
 
 #[tokio::test]
 async fn pagerduty_cuts_the_summary_to_1024_characters_and_keeps_every_figure() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = pagerduty(addr);
     // Two bytes per character: a cut by bytes, or inside a character, would show.
     let long = "é".repeat(2000);
@@ -310,7 +242,7 @@ async fn pagerduty_cuts_the_summary_to_1024_characters_and_keeps_every_figure() 
 
 #[tokio::test]
 async fn pagerduty_sends_nothing_for_deliveries_and_health_reports() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = pagerduty(addr);
     deliver(&sink, &[delivery(), health_report().await, delivery()])
         .await
@@ -323,7 +255,7 @@ async fn pagerduty_sends_nothing_for_deliveries_and_health_reports() {
 
 #[tokio::test]
 async fn pagerduty_is_retried_by_the_transport_after_a_429() {
-    let (backend, addr) = Backend::serve([(429, "slow down"), (202, "")]).await;
+    let (backend, addr) = Backend::serve([(429, "slow down"), (202, "")], 202).await;
     let sink = pagerduty(addr);
     let report = alert("silence", "orders", "opened", r#"{"silent_for_s": 900}"#);
     deliver(&sink, &[report]).await.unwrap();
@@ -382,7 +314,7 @@ async fn pagerduty_never_shows_its_routing_key_in_debug_errors_or_logs() {
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let (backend, addr) = Backend::serve([(400, "invalid event")]).await;
+    let (backend, addr) = Backend::serve([(400, "invalid event")], 202).await;
     let sink = pagerduty(addr).source("web-1");
     let debug = format!("{sink:?}");
     assert!(debug.contains("PagerDutySink"), "{debug}");
@@ -426,7 +358,7 @@ fn opsgenie(addr: SocketAddr) -> OpsgenieSink {
 
 #[tokio::test]
 async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_reports() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = opsgenie(addr);
     let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
     let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
@@ -492,7 +424,7 @@ async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_r
 
 #[tokio::test]
 async fn opsgenie_maps_a_warning_to_p3_cuts_the_message_to_130_and_stringifies_details() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = opsgenie(addr);
     // A long route name: the message would be 170 characters; two bytes per character.
     let route = "ö".repeat(120);
@@ -520,7 +452,7 @@ async fn opsgenie_maps_a_warning_to_p3_cuts_the_message_to_130_and_stringifies_d
 
 #[tokio::test]
 async fn opsgenie_sends_nothing_for_deliveries_and_health_reports() {
-    let (backend, addr) = Backend::serve([]).await;
+    let (backend, addr) = Backend::serve([], 202).await;
     let sink = opsgenie(addr);
     deliver(&sink, &[delivery(), health_report().await])
         .await
@@ -532,7 +464,7 @@ async fn opsgenie_sends_nothing_for_deliveries_and_health_reports() {
 
 #[tokio::test]
 async fn opsgenie_is_retried_by_the_transport_after_a_429() {
-    let (backend, addr) = Backend::serve([(429, ""), (202, "")]).await;
+    let (backend, addr) = Backend::serve([(429, ""), (202, "")], 202).await;
     let sink = opsgenie(addr);
     let report = alert("all_rejected", "orders", "resolved", r#"{"rejected": 0}"#);
     deliver(&sink, &[report]).await.unwrap();
@@ -566,7 +498,7 @@ async fn opsgenie_never_shows_its_api_key_in_debug_errors_or_logs() {
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let (backend, addr) = Backend::serve([(422, "bad request")]).await;
+    let (backend, addr) = Backend::serve([(422, "bad request")], 202).await;
     let sink = opsgenie(addr);
     let debug = format!("{sink:?}");
     assert!(debug.contains("OpsgenieSink"), "{debug}");
