@@ -1,12 +1,13 @@
-//! Reports to a Seiri-style monitor, next to the log.
+//! Reports to Seiri (or a Seiri-style monitor), next to the log.
 //!
 //! ```text
-//! SEIRI_BASE_URL=https://… SEIRI_REF=my-ref cargo run --example seiri --features http,axum
+//! SEIRI_REF=my-ref cargo run --example seiri --features http,axum
 //! ```
 //!
 //! Serves `POST /webhooks/demo` on 127.0.0.1:3000 behind the layer (a body containing `fail`
-//! makes the handler answer 500). Each batch of reports goes to `{SEIRI_BASE_URL}/{SEIRI_REF}`
-//! as a `metrics_batch`, through its own queue: while the service is down, reports wait there
+//! makes the handler answer 500). Each batch of reports goes to
+//! `https://cloud.seiri.app/webhooks/{SEIRI_REF}` (or `{SEIRI_BASE_URL}/{SEIRI_REF}` when
+//! `SEIRI_BASE_URL` is set) as a `metrics_batch`, through its own queue: while the service is down, reports wait there
 //! (up to 50,000, then dropped and counted) and the log sink goes on. Try:
 //!
 //! ```text
@@ -38,8 +39,8 @@ async fn demo(body: String) -> StatusCode {
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         eprintln!(
-            "{name} is not set. This example needs SEIRI_BASE_URL (the service's base URL, \
-             https://…) and SEIRI_REF (the ref to report to)."
+            "{name} is not set. This example needs SEIRI_REF (the ref to report to); \
+             SEIRI_BASE_URL (https://…) sends elsewhere than Seiri."
         );
         std::process::exit(2)
     })
@@ -47,7 +48,7 @@ fn env(name: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), webhook_monitor::BoxError> {
-    let (base_url, reference) = (env("SEIRI_BASE_URL"), env("SEIRI_REF"));
+    let reference = env("SEIRI_REF");
     tracing_subscriber::fmt().init();
 
     let window = Duration::from_secs(120);
@@ -55,7 +56,10 @@ async fn main() -> Result<(), webhook_monitor::BoxError> {
         .timeout(Duration::from_secs(5))
         .retry(RetryPolicy::default().window(window))
         .build()?;
-    let seiri = SeiriSink::new(&transport, &base_url, reference)?.batch_size(500);
+    let mut seiri = SeiriSink::new(&transport, reference).batch_size(500);
+    if let Ok(base_url) = std::env::var("SEIRI_BASE_URL") {
+        seiri = seiri.base_url(&base_url)?;
+    }
     let sink = Fanout::new().sink("log", TracingSink::new()).sink_with(
         "seiri",
         seiri,

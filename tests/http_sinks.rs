@@ -341,14 +341,11 @@ async fn seiri_reports() -> Vec<Report> {
 }
 
 fn seiri_sink(addr: SocketAddr, mode: SeiriMode) -> SeiriSink {
-    SeiriSink::new(
-        &transport(ms(300), retry()),
-        &format!("http://{addr}/api/"),
-        "default-ref",
-    )
-    .unwrap()
-    .route("orders", "orders ref")
-    .mode(mode)
+    SeiriSink::new(&transport(ms(300), retry()), "default-ref")
+        .base_url(&format!("http://{addr}/api/"))
+        .unwrap()
+        .route("orders", "orders ref")
+        .mode(mode)
 }
 
 #[tokio::test]

@@ -14,10 +14,11 @@ use crate::report::{Report, ReporterBuilder, Sink, SinkError, SinkHealth};
 /// Sends reports to a Seiri-style monitor: pings, reports, or batches, each to the `ref` of
 /// the report's route.
 ///
-/// The service's URL is not built in: pass its base URL (`https://…`) to [`SeiriSink::new`],
-/// with the default `ref`; map routes to their own refs with [`route`](Self::route). Requests
-/// go to `{base}/{ref}…`, the ref percent-encoded as one path segment. The sink is named
-/// `"seiri"` in [`SinkHealth`].
+/// Requests go to `{base}/{ref}…`, the ref percent-encoded as one path segment, `base` being
+/// Seiri's [`DEFAULT_BASE_URL`](Self::DEFAULT_BASE_URL) (`https://cloud.seiri.app/webhooks`)
+/// unless [`base_url`](Self::base_url) sets another (a self-hosted or compatible service).
+/// [`SeiriSink::new`] takes the default `ref`; map routes to their own refs with
+/// [`route`](Self::route). The sink is named `"seiri"` in [`SinkHealth`].
 ///
 /// # Requests, by [`SeiriMode`]
 ///
@@ -54,10 +55,11 @@ use crate::report::{Report, ReporterBuilder, Sink, SinkError, SinkHealth};
 /// use webhook_monitor::report::http::{HttpTransport, SeiriMode, SeiriSink};
 ///
 /// let transport = HttpTransport::builder().build()?;
-/// let base_url = std::env::var("SEIRI_BASE_URL").unwrap_or("https://seiri.example".into());
-/// let sink = SeiriSink::new(&transport, &base_url, "all-webhooks")?
+/// let sink = SeiriSink::new(&transport, "all-webhooks")
 ///     .route("stripe", "payments-ref")
 ///     .mode(SeiriMode::Ping);
+/// // The same on another host:
+/// let elsewhere = SeiriSink::new(&transport, "all-webhooks").base_url("https://seiri.example")?;
 /// # let _ = sink;
 /// # Ok::<_, webhook_monitor::report::http::HttpSinkError>(())
 /// ```
@@ -79,7 +81,7 @@ pub struct SeiriSink {
 ///
 /// let transport = HttpTransport::builder().build()?;
 /// // A success or fail ping per delivery, nothing else.
-/// let pings = SeiriSink::new(&transport, "https://seiri.example", "ref")?.mode(SeiriMode::Ping);
+/// let pings = SeiriSink::new(&transport, "ref").mode(SeiriMode::Ping);
 /// # let _ = pings;
 /// # Ok::<_, webhook_monitor::report::http::HttpSinkError>(())
 /// ```
@@ -96,26 +98,32 @@ pub enum SeiriMode {
 }
 
 impl SeiriSink {
-    /// A sink sending to `base_url` (required: the service's URL is not built in), with
+    /// Seiri's address, the default base URL: requests go to `{DEFAULT_BASE_URL}/{ref}…`.
+    pub const DEFAULT_BASE_URL: &'static str = "https://cloud.seiri.app/webhooks";
+
+    /// A sink sending to Seiri ([`DEFAULT_BASE_URL`](Self::DEFAULT_BASE_URL)), with
     /// `default_ref` for routes not given one with [`route`](Self::route) and for health
     /// reports.
-    ///
-    /// # Errors
-    ///
-    /// [`HttpSinkError::InvalidUrl`] when `base_url` is not an absolute `http(s)` URL.
-    pub fn new(
-        transport: &HttpTransport,
-        base_url: &str,
-        default_ref: impl Into<String>,
-    ) -> Result<Self, HttpSinkError> {
-        Ok(Self {
+    pub fn new(transport: &HttpTransport, default_ref: impl Into<String>) -> Self {
+        Self {
             backend: transport.backend("seiri"),
-            base: parse_url(base_url)?,
+            base: parse_url(Self::DEFAULT_BASE_URL).expect("the default base URL is valid"),
             default_ref: default_ref.into(),
             refs: HashMap::new(),
             mode: SeiriMode::default(),
             batch_size: ReporterBuilder::DEFAULT_BATCH_SIZE,
-        })
+        }
+    }
+
+    /// Sends to `base_url` instead of Seiri's (a self-hosted or compatible service, or a test
+    /// server): requests go to `{base_url}/{ref}…`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpSinkError::InvalidUrl`] when `base_url` is not an absolute `http(s)` URL.
+    pub fn base_url(mut self, base_url: &str) -> Result<Self, HttpSinkError> {
+        self.base = parse_url(base_url)?;
+        Ok(self)
     }
 
     /// Sends the reports of `route` (a [`Policy`](crate::Policy)'s name) to `reference`
@@ -267,5 +275,30 @@ impl fmt::Debug for SeiriSink {
             .field("routes", &self.refs.keys().collect::<Vec<_>>())
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_seiri_unless_told_otherwise() {
+        let transport = HttpTransport::builder().build().expect("a transport");
+        let sink = SeiriSink::new(&transport, "orders");
+        let ping = join(&sink.base, &["my ref", "success"]);
+        assert_eq!(
+            ping.as_str(),
+            "https://cloud.seiri.app/webhooks/my%20ref/success"
+        );
+        let elsewhere = sink
+            .base_url("http://127.0.0.1:9/api/")
+            .expect("a valid URL");
+        assert_eq!(
+            join(&elsewhere.base, &["orders"]).as_str(),
+            "http://127.0.0.1:9/api/orders"
+        );
+        let invalid = SeiriSink::new(&transport, "orders").base_url("/relative");
+        assert!(matches!(invalid, Err(HttpSinkError::InvalidUrl)));
     }
 }
