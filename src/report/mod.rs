@@ -47,6 +47,8 @@
 //! ```
 
 mod de;
+#[cfg(feature = "email")]
+mod email;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -69,6 +71,9 @@ pub use self::http::{
     DiscordSink, HealthchecksSink, JsonHttpSink, OpsgenieSink, PagerDutySink, SeiriSink, SlackSink,
     TeamsSink, TwilioSmsSink,
 };
+#[cfg(feature = "email")]
+#[cfg_attr(docsrs, doc(cfg(feature = "email")))]
+pub use email::{EmailError, EmailSink, EmailSinkBuilder, EmailTls};
 pub use reporter::{
     Reporter, ReporterBuilder, ReporterGuard, ReporterStats, ReporterWorker, ShutdownError,
 };

@@ -1,0 +1,412 @@
+//! The email alert sink against a real SMTP server on loopback (aiosmtpd, through
+//! tests/smtp_server.py): what the server receives (envelope, login, subject, both parts),
+//! digests, what is ignored, failures and counters. Skipped, saying so, without python3 and
+//! aiosmtpd (CI installs them: .ci/run).
+#![cfg(feature = "email")]
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use webhook_monitor::report::{EmailError, EmailSink, EmailTls, Report, Sink, SinkHealth};
+
+// ---------------------------------------------------------------------------------------------
+// Reports, read from their JSON (docs/report-schema.md).
+
+const AT: &str = "2026-11-28T19:30:00Z";
+const OPENED_AT: &str = "2026-11-28T19:25:00Z";
+
+fn alert(kind: &str, severity: &str, state: &str, route: &str, figures: Value) -> Report {
+    serde_json::from_value(json!({
+        "type": "alert", "kind": kind, "route": route, "severity": severity, "state": state,
+        "opened_at": OPENED_AT, "at": AT, "figures": figures,
+    }))
+    .unwrap()
+}
+
+/// A critical alert; its figures in `json!`'s order (by name).
+fn critical(state: &str, route: &str) -> Report {
+    let figures = json!({"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5});
+    alert("failure_rate", "critical", state, route, figures)
+}
+
+fn delivery() -> Report {
+    serde_json::from_str(r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#).unwrap()
+}
+
+fn health_report() -> Report {
+    serde_json::from_value(json!({
+        "type": "health", "at": AT, "enqueued": 0, "dropped_full": 0, "dropped_closed": 0,
+        "sent": 0, "failed": 0, "batches": 0, "alerts": 0, "sink_panics": 0,
+        "watcher_panics": 0, "queue_depth": 0, "sinks": [],
+    }))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server.
+
+/// aiosmtpd on a free loopback port, recording into a fresh directory; killed on drop.
+struct SmtpServer {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl SmtpServer {
+    /// `None`, having printed `skipped: …`, without python3 or aiosmtpd.
+    fn start(test: &str) -> Option<Self> {
+        let importable = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !importable {
+            println!(
+                "skipped: {test} needs python3 with aiosmtpd (python3 -m pip install aiosmtpd)"
+            );
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "webhook-monitor-email-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, dir, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the SMTP server did not answer on port {port} within 5 s");
+    }
+
+    /// A sink to this server without TLS, from `from`, to two recipients.
+    fn sink(&self) -> webhook_monitor::report::EmailSinkBuilder {
+        EmailSink::builder("127.0.0.1")
+            .tls(EmailTls::None)
+            .port(self.port)
+            .timeout(Duration::from_secs(5))
+            .from("Webhook monitor <alerts@example.com>")
+            .to("oncall@example.com")
+            .to("Payments team <payments@example.com>")
+    }
+
+    /// Every message received so far, in order (each complete: its JSON is written last).
+    fn messages(&self) -> Vec<Value> {
+        (1..)
+            .map(|n| self.dir.join(format!("{n}.json")))
+            .take_while(|path| path.exists())
+            .map(|path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Fails the test instead of hanging it.
+async fn send(sink: &EmailSink, batch: &[Report]) {
+    tokio::time::timeout(Duration::from_secs(10), sink.send(batch))
+        .await
+        .expect("bounded in time")
+        .unwrap();
+}
+
+fn health(sink: &EmailSink) -> SinkHealth {
+    let mut health = sink.health();
+    assert_eq!(health.len(), 1);
+    health.remove(0)
+}
+
+/// `(accepted, sent, failed, queued)`.
+fn counts(sink: &EmailSink) -> (u64, u64, u64, u64) {
+    let h = health(sink);
+    assert_eq!(h.name, "email");
+    (h.accepted, h.sent, h.failed, h.queued)
+}
+
+fn text<'a>(message: &'a Value, part: &str) -> &'a str {
+    message["parts"][part]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {part} part in {message:#}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test]
+async fn one_message_per_alert_with_plain_text_and_escaped_html() {
+    let Some(server) = SmtpServer::start("one_message_per_alert") else {
+        return;
+    };
+    let sink = server.sink().build().unwrap();
+    send(&sink, &[critical("opened", "payments <b>eu</b>")]).await;
+    send(&sink, &[critical("resolved", "payments <b>eu</b>")]).await;
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let opened = &messages[0];
+    assert_eq!(opened["from"], "alerts@example.com");
+    assert_eq!(
+        opened["to"],
+        json!(["oncall@example.com", "payments@example.com"])
+    );
+    assert_eq!(opened["login"], Value::Null);
+    assert_eq!(opened["content_type"], "multipart/alternative");
+    assert_eq!(
+        opened["subject"],
+        "[webhook-monitor] CRITICAL opened: payments <b>eu</b>: failure rate above threshold"
+    );
+
+    let plain = text(opened, "text/plain");
+    assert!(
+        plain.contains(
+            "[critical] payments <b>eu</b>: failure rate above threshold (opened) \
+             failed=12 failure_rate=0.600 handled=20 window_minutes=5"
+        ),
+        "{plain}"
+    );
+    assert!(plain.contains("kind: failure_rate"), "{plain}");
+    for figure in [
+        "- failure_rate: 0.600",
+        "- failed: 12",
+        "- handled: 20",
+        "- window_minutes: 5",
+    ] {
+        assert!(plain.contains(figure), "{figure} in {plain}");
+    }
+    assert!(plain.contains("opened at: 2026-11-28T19:25:00Z"), "{plain}");
+    assert!(
+        plain.contains("reported at: 2026-11-28T19:30:00Z"),
+        "{plain}"
+    );
+
+    let html = text(opened, "text/html");
+    assert!(
+        html.contains(
+            "<h2>[critical] payments &lt;b&gt;eu&lt;/b&gt;: failure rate above threshold (opened)</h2>"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "the route is text: {html}");
+    assert!(
+        html.contains("<tr><th align=\"left\">failure_rate</th><td>0.600</td></tr>"),
+        "{html}"
+    );
+    assert!(html.contains("opened at: 2026-11-28T19:25:00Z"), "{html}");
+
+    let resolved = &messages[1];
+    assert_eq!(
+        resolved["subject"],
+        "[webhook-monitor] resolved: payments <b>eu</b>: failure rate above threshold"
+    );
+    assert!(text(resolved, "text/plain").contains("resolved at: 2026-11-28T19:30:00Z"));
+    assert_eq!(counts(&sink), (2, 2, 0, 0));
+}
+
+#[tokio::test]
+async fn logs_in_with_the_credentials_and_never_shows_the_password() {
+    let Some(server) = SmtpServer::start("credentials") else {
+        return;
+    };
+    let builder = server.sink().credentials("alerts-user", "s3cret-pa55");
+    assert!(!format!("{builder:?}").contains("s3cret-pa55"));
+    let sink = builder.build().unwrap();
+    let debug = format!("{sink:?}");
+    assert!(!debug.contains("s3cret-pa55"), "{debug}");
+    assert!(debug.contains("127.0.0.1"), "{debug}");
+
+    let warning = alert(
+        "spike",
+        "warning",
+        "opened",
+        "orders",
+        json!({"per_minute": 90, "trailing_mean": 7.25}),
+    );
+    send(&sink, &[warning]).await;
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["login"], "alerts-user");
+    assert_eq!(
+        messages[0]["subject"],
+        "[webhook-monitor] WARNING opened: orders: traffic spike"
+    );
+    assert!(text(&messages[0], "text/plain").contains("- trailing_mean: 7.250"));
+}
+
+#[tokio::test]
+async fn deliveries_and_health_reports_are_ignored_and_not_counted() {
+    let Some(server) = SmtpServer::start("ignored") else {
+        return;
+    };
+    for sink in [
+        server.sink().build().unwrap(),
+        server.sink().digest(Duration::ZERO).build().unwrap(),
+    ] {
+        send(&sink, &[delivery(), health_report(), delivery()]).await;
+        sink.close().await;
+        assert_eq!(counts(&sink), (0, 0, 0, 0));
+    }
+    assert_eq!(server.messages().len(), 0);
+}
+
+#[tokio::test]
+async fn a_digest_gathers_the_alerts_of_its_interval_into_one_message() {
+    let Some(server) = SmtpServer::start("digest") else {
+        return;
+    };
+    let interval = Duration::from_millis(300);
+    let sink = server.sink().digest(interval).build().unwrap();
+    let started = tokio::time::Instant::now();
+    send(&sink, &[critical("opened", "payments")]).await;
+    send(&sink, &[critical("opened", "refunds"), delivery()]).await;
+    send(&sink, &[critical("resolved", "payments")]).await;
+    // Well within the interval (three loopback round trips of nothing): nothing sent yet.
+    assert!(started.elapsed() < interval, "the machine is too slow");
+    assert_eq!(server.messages().len(), 0);
+    assert_eq!(counts(&sink), (3, 0, 0, 3));
+
+    tokio::time::sleep(interval).await;
+    // The next batch, even without an alert, sends the digest.
+    send(&sink, &[health_report()]).await;
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let digest = &messages[0];
+    assert_eq!(
+        digest["subject"],
+        "[webhook-monitor] 3 alerts (2 critical opened, 1 resolved)"
+    );
+    let plain = text(digest, "text/plain");
+    for line in [
+        "[critical] payments: failure rate above threshold (opened)",
+        "[critical] refunds: failure rate above threshold (opened)",
+        "[critical] payments: failure rate above threshold (resolved)",
+    ] {
+        assert!(plain.contains(line), "{line} in {plain}");
+    }
+    assert_eq!(text(digest, "text/html").matches("<h2>").count(), 3);
+    assert_eq!(counts(&sink), (3, 3, 0, 0));
+
+    // At shutdown, `close` sends what is gathered, interval or not.
+    send(&sink, &[critical("opened", "orders")]).await;
+    assert_eq!(server.messages().len(), 1);
+    sink.close().await;
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1]["subject"],
+        "[webhook-monitor] CRITICAL opened: orders: failure rate above threshold"
+    );
+    assert_eq!(counts(&sink), (4, 4, 0, 0));
+    // Nothing left: a second close sends nothing.
+    sink.close().await;
+    assert_eq!(server.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn smtp_errors_count_as_failed_and_fail_the_send() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink = EmailSink::builder("127.0.0.1")
+        .tls(EmailTls::None)
+        .port(port)
+        .credentials("alerts-user", "s3cret-pa55")
+        .timeout(Duration::from_secs(2))
+        .from("alerts@example.com")
+        .to("oncall@example.com")
+        .build()
+        .unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        sink.send(&[critical("opened", "payments")]),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    let mut chain = format!("{error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        chain += &format!(": {e} ({e:?})");
+        source = e.source();
+    }
+    assert!(chain.contains("SMTP delivery failed"), "{chain}");
+    assert!(!chain.contains("s3cret-pa55"), "{chain}");
+    assert_eq!(counts(&sink), (1, 0, 1, 0));
+}
+
+#[test]
+fn the_builder_checks_its_addresses() {
+    let builder = || EmailSink::builder("smtp.example.com");
+    assert!(matches!(
+        builder().to("a@example.com").build(),
+        Err(EmailError::MissingFrom)
+    ));
+    assert!(matches!(
+        builder().from("a@example.com").build(),
+        Err(EmailError::MissingTo)
+    ));
+    let error = builder()
+        .from("a@example.com")
+        .to("not an address")
+        .build()
+        .unwrap_err();
+    assert!(matches!(&error, EmailError::InvalidAddress(a) if a == "not an address"));
+    assert_eq!(
+        error.to_string(),
+        "invalid email address: \"not an address\""
+    );
+    // TLS on by default, and no connection at build time.
+    let sink = builder()
+        .from("a@example.com")
+        .to("b@example.com")
+        .build()
+        .unwrap();
+    let debug = format!("{sink:?}");
+    assert!(
+        debug.contains("StartTls") && debug.contains("587"),
+        "{debug}"
+    );
+    let implicit = builder()
+        .tls(EmailTls::Implicit)
+        .from("a@example.com")
+        .to("b@example.com")
+        .build()
+        .unwrap();
+    assert!(format!("{implicit:?}").contains("465"));
+}
