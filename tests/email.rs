@@ -410,3 +410,27 @@ fn the_builder_checks_its_addresses() {
         .unwrap();
     assert!(format!("{implicit:?}").contains("465"));
 }
+
+#[tokio::test]
+async fn starttls_is_required_never_skipped() {
+    // The test server offers no STARTTLS: a StartTls sink sends nothing rather than sending
+    // in clear.
+    let Some(server) = SmtpServer::start("starttls_required") else {
+        return;
+    };
+    let sink = server
+        .sink()
+        .tls(EmailTls::StartTls)
+        .credentials("alerts-user", "s3cret-pa55")
+        .build()
+        .unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        sink.send(&[critical("opened", "payments")]),
+    )
+    .await
+    .unwrap();
+    assert!(result.is_err());
+    assert_eq!(server.messages().len(), 0);
+    assert_eq!(counts(&sink), (1, 0, 1, 0));
+}
