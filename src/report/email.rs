@@ -19,10 +19,11 @@ use lettre::{
 };
 use tokio::time::Instant;
 
+use super::alert_text::figure_text;
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},
-    BoxError, FieldValue,
+    BoxError,
 };
 
 /// How an [`EmailSink`] secures its SMTP connection.
@@ -509,17 +510,6 @@ fn subject(alerts: &[Alert]) -> String {
     };
     // A route name is the application's text: no line breaks in a header.
     subject.replace(|c: char| c.is_control(), " ")
-}
-
-/// A figure's value: floats with three decimals, strings unquoted.
-fn figure_text(value: &FieldValue) -> String {
-    match value {
-        FieldValue::F64(v) => format!("{v:.3}"),
-        FieldValue::Str(v) => v.to_string(),
-        FieldValue::Bool(v) => v.to_string(),
-        FieldValue::I64(v) => v.to_string(),
-        FieldValue::U64(v) => v.to_string(),
-    }
 }
 
 fn rfc3339(at: std::time::SystemTime) -> String {

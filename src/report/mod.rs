@@ -46,6 +46,10 @@
 //! # }
 //! ```
 
+// What the alert sinks write of an alert (the email sink uses only part of it).
+#[cfg(any(feature = "http", feature = "email"))]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+mod alert_text;
 mod de;
 #[cfg(feature = "email")]
 mod email;

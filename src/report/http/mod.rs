@@ -81,7 +81,6 @@
 //! # }
 //! ```
 
-mod alert_text;
 mod breaker;
 mod counters;
 mod discord;

@@ -4,11 +4,11 @@ use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::Url;
 
 use super::{
-    alert_text::truncate,
     join, parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
+use crate::report::alert_text::truncate;
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},

@@ -3,11 +3,11 @@ use std::fmt;
 use reqwest::Url;
 
 use super::{
-    alert_text::truncate,
     parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
+use crate::report::alert_text::truncate;
 use crate::{
     report::{FieldMap, Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},

@@ -2,11 +2,8 @@ use std::{fmt, time::Duration};
 
 use serde_json::{json, Value};
 
-use super::{
-    alert_text::{dropped_note, figure_text},
-    limit::ChatWebhook,
-    HttpSinkError, HttpTransport,
-};
+use super::{limit::ChatWebhook, HttpSinkError, HttpTransport};
+use crate::report::alert_text::{dropped_note, figure_text};
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},

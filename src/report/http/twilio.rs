@@ -5,13 +5,13 @@ use http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::Url;
 
 use super::{
-    alert_text::truncate,
     join,
     limit::Limiter,
     parse_url,
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
+use crate::report::alert_text::truncate;
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, Severity},

@@ -5,13 +5,13 @@ use crate::{watch::Alert, FieldValue};
 
 /// `[severity] route: what was detected (opened|resolved)`: the alert's one-line summary
 /// without its figures, at most `chars` characters.
-pub(super) fn headline(alert: &Alert, chars: usize) -> String {
+pub(crate) fn headline(alert: &Alert, chars: usize) -> String {
     truncate(&alert.headline().to_string(), chars).to_owned()
 }
 
 /// A figure's value as text, as in the alert's summary (floats with three decimals) but
 /// strings unquoted.
-pub(super) fn figure_text(value: &FieldValue) -> String {
+pub(crate) fn figure_text(value: &FieldValue) -> String {
     match value {
         FieldValue::F64(v) => format!("{v:.3}"),
         FieldValue::Str(v) => v.to_string(),
@@ -22,12 +22,12 @@ pub(super) fn figure_text(value: &FieldValue) -> String {
 }
 
 /// What a message says of the `dropped` alerts before it.
-pub(super) fn dropped_note(dropped: u64) -> String {
+pub(crate) fn dropped_note(dropped: u64) -> String {
     format!("{dropped} more alerts were dropped by the rate limit since the previous message")
 }
 
 /// `text`'s first `chars` characters (never a split character).
-pub(super) fn truncate(text: &str, chars: usize) -> &str {
+pub(crate) fn truncate(text: &str, chars: usize) -> &str {
     text.char_indices()
         .nth(chars)
         .map_or(text, |(end, _)| &text[..end])
