@@ -97,6 +97,8 @@
 //! - `dashboard`: [`dashboard::Dashboard`], an axum `Router` the app nests, that shows a
 //!   [`History`](history::History): routes, charts, recent deliveries, alerts and the
 //!   reporter's health, as pages and as JSON; authentication required.
+//! - `tz`: [quiet hours](watch::QuietHours) in an IANA time zone, daylight saving time
+//!   included (jiff, with the tz database bundled).
 //!
 //! The HMAC providers, the in-memory pieces and the `tracing` and JSON-lines sinks need no
 //! feature.

@@ -297,7 +297,7 @@ impl Route {
     fn silence(&mut self, now: Instant, wall: SystemTime) -> Option<Reading> {
         let interval = self.watch.expected_interval?;
         let gap = now.duration_since(self.last_seen);
-        let quiet = self.watch.quiet.is_some_and(|q| q.contains(wall));
+        let quiet = self.watch.quiet.as_ref().is_some_and(|q| q.contains(wall));
         if quiet {
             self.quiet_seen = Some(now);
             if gap > interval {

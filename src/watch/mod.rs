@@ -31,7 +31,9 @@
 //!
 //! Windows run on the worker's `tokio::time::Instant`, so tests with a paused clock are exact.
 //! Quiet hours are read off the reporter's wall clock
-//! ([`ReporterBuilder::clock`](crate::report::ReporterBuilder::clock)), in a fixed UTC offset.
+//! ([`ReporterBuilder::clock`](crate::report::ReporterBuilder::clock)), in a fixed UTC offset
+//! or, with the `tz` feature, in an IANA time zone, daylight saving time included
+//! ([`QuietHours`]).
 //!
 //! # Memory
 //!
@@ -261,8 +263,13 @@ impl Watch {
     }
 }
 
-/// When a route is expected to be silent: weekends, a daily span, or both, in a fixed UTC
-/// offset (daylight saving time is not followed).
+/// When a route is expected to be silent: weekends, a daily span, or both, in local time.
+///
+/// Local time is a fixed UTC offset ([`utc_offset_minutes`](Self::utc_offset_minutes), UTC by
+/// default), which does not follow daylight saving time, or, with the `tz` feature, an IANA time
+/// zone (`QuietHours::time_zone`), which does. Setting one replaces the other.
+///
+/// `QuietHours` is `Clone` but not `Copy`: a time zone holds its rules behind a reference count.
 ///
 /// # Example
 ///
@@ -276,14 +283,50 @@ impl Watch {
 /// assert!(!quiet.contains(monday_noon));
 /// assert!(quiet.contains(monday_night));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuietHours {
     weekends: bool,
     /// A daily span, in minutes of the day: from (inclusive), to (exclusive); it wraps past
     /// midnight when `from > to`.
     daily: Option<(u32, u32)>,
-    offset_minutes: i32,
+    zone: Zone,
 }
+
+/// Where local time is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Zone {
+    /// A fixed offset from UTC, in minutes.
+    Offset(i32),
+    /// An IANA time zone, daylight saving time included.
+    #[cfg(feature = "tz")]
+    Tz(jiff::tz::TimeZone),
+}
+
+/// The time zone given to [`QuietHours::time_zone`] is not in the tz database.
+#[cfg(feature = "tz")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tz")))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietHoursError {
+    name: String,
+}
+
+#[cfg(feature = "tz")]
+impl QuietHoursError {
+    /// The time zone name that was not found.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(feature = "tz")]
+impl std::fmt::Display for QuietHoursError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown time zone {:?}", self.name)
+    }
+}
+
+#[cfg(feature = "tz")]
+impl std::error::Error for QuietHoursError {}
 
 impl QuietHours {
     /// All of Saturday and Sunday.
@@ -291,7 +334,7 @@ impl QuietHours {
         Self {
             weekends: true,
             daily: None,
-            offset_minutes: 0,
+            zone: Zone::Offset(0),
         }
     }
 
@@ -301,7 +344,7 @@ impl QuietHours {
         Self {
             weekends: false,
             daily: None,
-            offset_minutes: 0,
+            zone: Zone::Offset(0),
         }
         .and_daily(from_hour, to_hour)
     }
@@ -322,24 +365,62 @@ impl QuietHours {
     }
 
     /// The local time's offset from UTC, in minutes (for example 60 for CET, -300 for EST).
-    /// Defaults to 0.
+    /// A fixed offset does not follow daylight saving time; with the `tz` feature,
+    /// `QuietHours::time_zone` does. Replaces a time zone set before. Defaults to 0.
     #[must_use]
     pub fn utc_offset_minutes(mut self, minutes: i32) -> Self {
-        self.offset_minutes = minutes;
+        self.zone = Zone::Offset(minutes);
         self
     }
 
-    /// Whether `t` falls in the quiet time.
+    /// Reads weekends and the daily span in the IANA time zone `name` (for example
+    /// `Europe/Berlin` or `America/New_York`), daylight saving time included: a span from 22
+    /// to 7 is 22:00 to 07:00 on the local clock in winter and in summer. Replaces a
+    /// [UTC offset](Self::utc_offset_minutes) set before. The time zone database is bundled
+    /// with the crate, so the host's does not matter.
+    ///
+    /// Each instant is turned into the zone's local date and time, and that wall-clock time is
+    /// compared with the span. So on the day the clocks skip an hour, a span that starts in the
+    /// skipped hour starts when it ends (a span from 2 in `Europe/Berlin` starts at 03:00 summer
+    /// time on the last Sunday of March), and one that ends in it ends when it starts. On the
+    /// day an hour repeats, an instant in either of the two is in the span if that local time
+    /// is: a span from 2 to 3 lasts two hours.
+    ///
+    /// # Errors
+    ///
+    /// [`QuietHoursError`] when the tz database has no zone of that name.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use webhook_monitor::watch::QuietHours;
+    ///
+    /// let quiet = QuietHours::daily(22, 7).time_zone("Europe/Berlin")?;
+    /// // 2026-07-01 04:30 UTC is 06:30 summer time in Berlin: quiet.
+    /// let july_1 = UNIX_EPOCH + Duration::from_secs(20_635 * 86_400);
+    /// assert!(quiet.contains(july_1 + Duration::from_secs(4 * 3600 + 30 * 60)));
+    /// // 05:30 UTC is 07:30 there: no longer.
+    /// assert!(!quiet.contains(july_1 + Duration::from_secs(5 * 3600 + 30 * 60)));
+    /// assert!(QuietHours::weekends().time_zone("Mars/Olympus_Mons").is_err());
+    /// # Ok::<(), webhook_monitor::watch::QuietHoursError>(())
+    /// ```
+    #[cfg(feature = "tz")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tz")))]
+    pub fn time_zone(mut self, name: &str) -> Result<Self, QuietHoursError> {
+        let tz = jiff::tz::TimeZone::get(name).map_err(|_| QuietHoursError {
+            name: name.to_owned(),
+        })?;
+        self.zone = Zone::Tz(tz);
+        Ok(self)
+    }
+
+    /// Whether `t` falls in the quiet time. With a time zone, an instant outside the years
+    /// -9999 to 9999 is never quiet.
     pub fn contains(&self, t: SystemTime) -> bool {
-        let secs = match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
+        let Some((weekday, minute_of_day)) = self.local(t) else {
+            return false;
         };
-        let local = secs + i64::from(self.offset_minutes) * 60;
-        let days = local.div_euclid(86_400);
-        let minute_of_day = (local.rem_euclid(86_400) / 60) as u32;
-        // 1970-01-01 was a Thursday: with Monday as 0, it is day 3.
-        let weekday = (days + 3).rem_euclid(7);
         if self.weekends && weekday >= 5 {
             return true;
         }
@@ -347,6 +428,31 @@ impl QuietHours {
             Some((from, to)) if from <= to => (from..to).contains(&minute_of_day),
             Some((from, to)) => minute_of_day >= from || minute_of_day < to,
             None => false,
+        }
+    }
+
+    /// The local weekday (Monday is 0) and minute of the day at `t`.
+    fn local(&self, t: SystemTime) -> Option<(i64, u32)> {
+        match &self.zone {
+            Zone::Offset(offset_minutes) => {
+                let secs = match t.duration_since(UNIX_EPOCH) {
+                    Ok(d) => d.as_secs() as i64,
+                    Err(e) => -(e.duration().as_secs() as i64),
+                };
+                let local = secs + i64::from(*offset_minutes) * 60;
+                let days = local.div_euclid(86_400);
+                let minute_of_day = (local.rem_euclid(86_400) / 60) as u32;
+                // 1970-01-01 was a Thursday: with Monday as 0, it is day 3.
+                Some(((days + 3).rem_euclid(7), minute_of_day))
+            }
+            #[cfg(feature = "tz")]
+            Zone::Tz(tz) => {
+                let local = tz.to_datetime(jiff::Timestamp::try_from(t).ok()?);
+                let weekday = i64::from(local.weekday().to_monday_zero_offset());
+                let minute_of_day =
+                    u32::try_from(local.hour()).ok()? * 60 + u32::try_from(local.minute()).ok()?;
+                Some((weekday, minute_of_day))
+            }
         }
     }
 }
@@ -388,6 +494,151 @@ mod tests {
         // And 00:30 UTC on Monday (day 4) is still Sunday at UTC-5.
         let q = QuietHours::weekends().utc_offset_minutes(-300);
         assert!(q.contains(at(4, 0, 30)));
+    }
+
+    /// 2026-01-01 (a Thursday) as days since 1970-01-01: 56 years of 365 days and 14 leap days
+    /// (1972 to 2024), 20_440 + 14. 2026 is not a leap year: March 1 is day 59 of the year,
+    /// October 1 day 273, November 1 day 304 (all 0-based).
+    #[cfg(feature = "tz")]
+    const JAN_1_2026: u64 = 20_454;
+
+    #[cfg(feature = "tz")]
+    fn zone(q: QuietHours, name: &str) -> QuietHours {
+        q.time_zone(name)
+            .expect("a zone in the bundled tz database")
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn berlin_quiet_hours_follow_the_spring_forward_change() {
+        // Sunday 2026-03-29 (day 59 + 28 = 87 of the year) at 01:00 UTC, 02:00 CET becomes
+        // 03:00 CEST: UTC+1 before, UTC+2 after.
+        let q = zone(QuietHours::daily(22, 7), "Europe/Berlin");
+        let sat = JAN_1_2026 + 86;
+        let sun = JAN_1_2026 + 87;
+        // Saturday evening, in CET: 22:00 local is 21:00 UTC.
+        assert!(!q.contains(at(sat, 20, 59)));
+        assert!(q.contains(at(sat, 21, 0)));
+        // After the change, in CEST: 06:30 local is 04:30 UTC, 07:30 local is 05:30 UTC
+        // (which at a fixed UTC+1 would be 06:30, still quiet).
+        assert!(q.contains(at(sun, 0, 59))); // 01:59 CET
+        assert!(q.contains(at(sun, 1, 0))); // 03:00 CEST
+        assert!(q.contains(at(sun, 4, 30)));
+        assert!(q.contains(at(sun, 4, 59)));
+        assert!(!q.contains(at(sun, 5, 0)));
+        assert!(!q.contains(at(sun, 5, 30)));
+        // Sunday evening, in CEST: 22:00 local is 20:00 UTC.
+        assert!(!q.contains(at(sun, 19, 59)));
+        assert!(q.contains(at(sun, 20, 0)));
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn berlin_quiet_hours_follow_the_fall_back_change() {
+        // Sunday 2026-10-25 (day 273 + 24 = 297 of the year) at 01:00 UTC, 03:00 CEST becomes
+        // 02:00 CET: UTC+2 before, UTC+1 after.
+        let q = zone(QuietHours::daily(22, 7), "Europe/Berlin");
+        let sat = JAN_1_2026 + 296;
+        let sun = JAN_1_2026 + 297;
+        // Saturday evening, in CEST: 22:00 local is 20:00 UTC.
+        assert!(!q.contains(at(sat, 19, 59)));
+        assert!(q.contains(at(sat, 20, 0)));
+        // After the change, in CET: 06:30 local is 05:30 UTC (which at a fixed UTC+2 would be
+        // 07:30, no longer quiet), 07:30 local is 06:30 UTC.
+        assert!(q.contains(at(sun, 5, 30)));
+        assert!(q.contains(at(sun, 5, 59)));
+        assert!(!q.contains(at(sun, 6, 0)));
+        assert!(!q.contains(at(sun, 6, 30)));
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn new_york_quiet_hours_follow_both_changes() {
+        let q = zone(QuietHours::daily(22, 7), "America/New_York");
+        // Sunday 2026-03-08 (day 59 + 7 = 66 of the year) at 07:00 UTC, 02:00 EST becomes
+        // 03:00 EDT: UTC-5 before, UTC-4 after.
+        let sun = JAN_1_2026 + 66;
+        // Saturday 22:00 EST is Sunday 03:00 UTC.
+        assert!(!q.contains(at(sun, 2, 59)));
+        assert!(q.contains(at(sun, 3, 0)));
+        // 06:30 EDT is 10:30 UTC; 07:30 EDT is 11:30 UTC (at a fixed UTC-5, 06:30: quiet).
+        assert!(q.contains(at(sun, 10, 30)));
+        assert!(!q.contains(at(sun, 11, 0)));
+        assert!(!q.contains(at(sun, 11, 30)));
+
+        // Sunday 2026-11-01 (day 304 of the year) at 06:00 UTC, 02:00 EDT becomes 01:00 EST:
+        // UTC-4 before, UTC-5 after.
+        let sun = JAN_1_2026 + 304;
+        // Saturday 22:00 EDT is Sunday 02:00 UTC.
+        assert!(!q.contains(at(sun, 1, 59)));
+        assert!(q.contains(at(sun, 2, 0)));
+        // 06:30 EST is 11:30 UTC (at a fixed UTC-4, 07:30: not quiet); 07:30 EST is 12:30 UTC.
+        assert!(q.contains(at(sun, 11, 30)));
+        assert!(!q.contains(at(sun, 12, 0)));
+        assert!(!q.contains(at(sun, 12, 30)));
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn weekends_are_read_on_the_local_date() {
+        let q = zone(QuietHours::weekends(), "Europe/Berlin");
+        // Friday 2026-03-27 (day 85) 23:30 UTC is Saturday 00:30 CET.
+        let fri = JAN_1_2026 + 85;
+        assert!(!q.contains(at(fri, 22, 30))); // Friday 23:30 CET
+        assert!(q.contains(at(fri, 23, 30)));
+        // Sunday 2026-03-29 (day 87) 22:30 UTC is Monday 00:30 CEST (at CET's UTC+1 it would
+        // still be Sunday 23:30).
+        let sun = JAN_1_2026 + 87;
+        assert!(q.contains(at(sun, 21, 30))); // Sunday 23:30 CEST
+        assert!(!q.contains(at(sun, 22, 30)));
+
+        let q = zone(QuietHours::weekends(), "America/New_York");
+        // Saturday 2026-03-07 (day 65) 04:30 UTC is Friday 23:30 EST.
+        let sat = JAN_1_2026 + 65;
+        assert!(!q.contains(at(sat, 4, 30)));
+        assert!(q.contains(at(sat, 5, 0))); // Saturday 00:00 EST
+                                            // Monday 2026-03-09 (day 67) 03:30 UTC is Sunday 23:30 EDT; 04:00 UTC is Monday.
+        let mon = JAN_1_2026 + 67;
+        assert!(q.contains(at(mon, 3, 30)));
+        assert!(!q.contains(at(mon, 4, 0)));
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn a_span_in_the_skipped_or_repeated_hour_is_read_on_the_wall_clock() {
+        let q = zone(QuietHours::daily(2, 4), "Europe/Berlin");
+        // 2026-03-29: 02:00 local never happens; the span starts at 03:00 CEST (01:00 UTC).
+        let sun = JAN_1_2026 + 87;
+        assert!(!q.contains(at(sun, 0, 59))); // 01:59 CET
+        assert!(q.contains(at(sun, 1, 0))); // 03:00 CEST
+        assert!(q.contains(at(sun, 1, 59))); // 03:59 CEST
+        assert!(!q.contains(at(sun, 2, 0))); // 04:00 CEST
+                                             // 2026-10-25: 02:00 to 03:00 local happens twice, both quiet.
+        let q = zone(QuietHours::daily(2, 3), "Europe/Berlin");
+        let sun = JAN_1_2026 + 297;
+        assert!(!q.contains(at(sun - 1, 23, 59))); // 01:59 CEST
+        assert!(q.contains(at(sun, 0, 0))); // 02:00 CEST
+        assert!(q.contains(at(sun, 1, 0))); // 02:00 CET
+        assert!(q.contains(at(sun, 1, 59))); // 02:59 CET
+        assert!(!q.contains(at(sun, 2, 0))); // 03:00 CET
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn an_unknown_zone_is_an_error_and_zone_and_offset_replace_each_other() {
+        let err = QuietHours::weekends()
+            .time_zone("Mars/Olympus_Mons")
+            .expect_err("no such zone");
+        assert_eq!(err.name(), "Mars/Olympus_Mons");
+        assert_eq!(err.to_string(), "unknown time zone \"Mars/Olympus_Mons\"");
+        // Friday 2026-03-27 23:30 UTC: Saturday in Berlin, Friday in UTC.
+        let t = at(JAN_1_2026 + 85, 23, 30);
+        let berlin = zone(
+            QuietHours::weekends().utc_offset_minutes(-300),
+            "Europe/Berlin",
+        );
+        assert!(berlin.contains(t));
+        assert!(!berlin.utc_offset_minutes(0).contains(t));
     }
 
     #[test]
