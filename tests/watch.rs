@@ -47,11 +47,16 @@ struct Send {
 
 impl Sim {
     fn new(policy: Policy) -> Self {
+        Self::new_at(policy, monday_9am())
+    }
+
+    /// A route whose simulated wall clock starts at `wall`.
+    fn new_at(policy: Policy, wall: SystemTime) -> Self {
         let start = Instant::now();
         let sink = MemorySink::new();
         let (reporter, guard) = Reporter::builder()
             .linger(Duration::from_millis(1))
-            .clock(move || monday_9am() + start.elapsed())
+            .clock(move || wall + start.elapsed())
             .spawn(sink.clone());
         let policy = policy
             .max_body_bytes(64)
@@ -259,6 +264,37 @@ async fn silence_is_caught_in_working_hours_and_not_at_night_or_on_weekends() {
     );
     assert_eq!(f64_figure(&alerts[0], "expected_interval_s"), 3600.0);
     assert_eq!(f64_figure(&alerts[0], "silent_for_s"), 3659.0);
+}
+
+#[cfg(feature = "tz")]
+#[tokio::test(start_paused = true)]
+async fn silence_waits_for_the_end_of_local_quiet_hours_across_a_dst_change() {
+    // Saturday 2026-03-28, 20:30 UTC (21:30 CET): 2026-01-01 is day 20_454 since 1970-01-01
+    // (56 years of 365 days and 14 leap days), and March 28 is day 31 + 28 + 27 = 86 of 2026.
+    let wall_start = UNIX_EPOCH + (20_454 + 86) * DAY + 20 * HOUR + 30 * MINUTE;
+    let policy = Policy::custom("orders")
+        .expect_at_least(1, HOUR)
+        .quiet_hours(QuietHours::daily(22, 7).time_zone("Europe/Berlin").unwrap());
+    let sim = Sim::new_at(policy, wall_start);
+    sim.send(Send::default()).await;
+    // Quiet from 22:00 CET (21:00 UTC, 30 minutes in). At 01:00 UTC the clocks go forward to
+    // summer time (UTC+2), so quiet hours end at 07:00 CEST, 05:00 UTC (8 h 30 in), and the
+    // hour of silence is counted from there: it opens at 06:00 UTC (9 h 30 in). At a fixed
+    // UTC+1, quiet hours would end an hour later and the alert would open at 10 h 30.
+    sim.until(9 * HOUR + 29 * MINUTE).await;
+    assert_eq!(sim.sequence(), []);
+    sim.until(11 * HOUR).await;
+    sim.send(Send::default()).await;
+    let alerts = sim.finish().await;
+    let minutes = |a: &Alert| a.at.duration_since(wall_start).unwrap().as_secs() / 60;
+    let seen: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.kind, a.state, minutes(a)))
+        .collect();
+    assert_eq!(
+        seen,
+        [(Silence, Opened, 9 * 60 + 30), (Silence, Resolved, 11 * 60)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
