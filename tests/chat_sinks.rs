@@ -44,19 +44,6 @@ fn warning(state: &str) -> Report {
     alert("spike", "warning", state, "orders", figures)
 }
 
-fn delivery() -> Report {
-    serde_json::from_str(r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#).unwrap()
-}
-
-fn health_report() -> Report {
-    serde_json::from_value(json!({
-        "type": "health", "at": AT, "enqueued": 0, "dropped_full": 0, "dropped_closed": 0,
-        "sent": 0, "failed": 0, "batches": 0, "alerts": 0, "sink_panics": 0,
-        "watcher_panics": 0, "queue_depth": 0, "sinks": [],
-    }))
-    .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sinks.
 
@@ -126,9 +113,9 @@ async fn discord_posts_one_embed_per_alert_coloured_by_severity_and_state() {
     let (backend, addr) = Backend::serve([], 200).await;
     let sink = discord(addr, Duration::ZERO);
     let batch = [
-        delivery(),
+        common::recorder::delivery(),
         critical("opened"),
-        health_report(),
+        common::recorder::health_report(),
         warning("opened"),
         critical("resolved"),
     ];
@@ -299,9 +286,9 @@ async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state(
     let (backend, addr) = Backend::serve([], 200).await;
     let sink = teams(addr, Duration::ZERO);
     let batch = [
-        delivery(),
+        common::recorder::delivery(),
         critical("opened"),
-        health_report(),
+        common::recorder::health_report(),
         warning("opened"),
         critical("resolved"),
     ];
@@ -455,10 +442,10 @@ async fn twilio_texts_critical_alerts_only_by_default_once_per_recipient() {
     let (backend, addr) = Backend::serve([], 200).await;
     let sink = twilio(addr, Duration::ZERO, &["+15550100", "+15550101"]);
     let batch = [
-        delivery(),
+        common::recorder::delivery(),
         warning("opened"),
         critical("opened"),
-        health_report(),
+        common::recorder::health_report(),
         warning("resolved"),
         critical("resolved"),
     ];

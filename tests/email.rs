@@ -5,6 +5,8 @@
 #![cfg(feature = "email")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -33,19 +35,6 @@ fn alert(kind: &str, severity: &str, state: &str, route: &str, figures: Value) -
 fn critical(state: &str, route: &str) -> Report {
     let figures = json!({"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5});
     alert("failure_rate", "critical", state, route, figures)
-}
-
-fn delivery() -> Report {
-    serde_json::from_str(r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#).unwrap()
-}
-
-fn health_report() -> Report {
-    serde_json::from_value(json!({
-        "type": "health", "at": AT, "enqueued": 0, "dropped_full": 0, "dropped_closed": 0,
-        "sent": 0, "failed": 0, "batches": 0, "alerts": 0, "sink_panics": 0,
-        "watcher_panics": 0, "queue_depth": 0, "sinks": [],
-    }))
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +264,15 @@ async fn deliveries_and_health_reports_are_ignored_and_not_counted() {
         server.sink().build().unwrap(),
         server.sink().digest(Duration::ZERO).build().unwrap(),
     ] {
-        send(&sink, &[delivery(), health_report(), delivery()]).await;
+        send(
+            &sink,
+            &[
+                common::recorder::delivery(),
+                common::recorder::health_report(),
+                common::recorder::delivery(),
+            ],
+        )
+        .await;
         sink.close().await;
         assert_eq!(counts(&sink), (0, 0, 0, 0));
     }
@@ -291,7 +288,11 @@ async fn a_digest_gathers_the_alerts_of_its_interval_into_one_message() {
     let sink = server.sink().digest(interval).build().unwrap();
     let started = tokio::time::Instant::now();
     send(&sink, &[critical("opened", "payments")]).await;
-    send(&sink, &[critical("opened", "refunds"), delivery()]).await;
+    send(
+        &sink,
+        &[critical("opened", "refunds"), common::recorder::delivery()],
+    )
+    .await;
     send(&sink, &[critical("resolved", "payments")]).await;
     // Well within the interval (three loopback round trips of nothing): nothing sent yet.
     assert!(started.elapsed() < interval, "the machine is too slow");
@@ -300,7 +301,7 @@ async fn a_digest_gathers_the_alerts_of_its_interval_into_one_message() {
 
     tokio::time::sleep(interval).await;
     // The next batch, even without an alert, sends the digest.
-    send(&sink, &[health_report()]).await;
+    send(&sink, &[common::recorder::health_report()]).await;
     let messages = server.messages();
     assert_eq!(messages.len(), 1, "{messages:#?}");
     let digest = &messages[0];

@@ -1,5 +1,5 @@
-//! A backend on 127.0.0.1:0 that records every request and answers from a script: for the
-//! alert sinks' tests.
+//! A backend on 127.0.0.1:0 that records every request and answers from a script, and reports
+//! an alert sink must ignore: for the alert sinks' tests.
 
 use std::{
     collections::VecDeque,
@@ -14,8 +14,9 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::time::Instant;
+use webhook_monitor::Report;
 
 /// One request the backend received.
 #[derive(Debug, Clone)]
@@ -87,4 +88,19 @@ async fn record(
         at: Instant::now(),
     });
     (StatusCode::from_u16(status).unwrap(), answer)
+}
+
+/// A delivery report, which an alert sink ignores.
+pub fn delivery() -> Report {
+    serde_json::from_str(r#"{"type":"delivery","route":"orders","provider":"shop","delivery_id":"d-7","event_type":"order.created","attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"failure","outcome_detail":"marked","reason":"missing order_id","payload_check":null,"received_at":"2026-11-28T19:30:00.123456Z","body_read_us":21,"handler_us":54,"total_us":75,"body_bytes":12,"fingerprint":"xxh3-128:5b7d2e4f0c1a9e8d7c6b5a4f3e2d1c0b","times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{}}"#).unwrap()
+}
+
+/// A health report, which an alert sink ignores.
+pub fn health_report() -> Report {
+    serde_json::from_value(json!({
+        "type": "health", "at": "2026-11-28T19:30:00Z", "enqueued": 0, "dropped_full": 0,
+        "dropped_closed": 0, "sent": 0, "failed": 0, "batches": 0, "alerts": 0,
+        "sink_panics": 0, "watcher_panics": 0, "queue_depth": 0, "sinks": [],
+    }))
+    .unwrap()
 }
