@@ -17,14 +17,18 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// without a breaking change.
 pub struct ResponseFuture<B, E> {
     inner: BoxFuture<Result<Response<B>, E>>,
+    /// The delivery's span, entered while the pipeline (and so the handler) is polled.
+    span: tracing::Span,
 }
 
 impl<B, E> ResponseFuture<B, E> {
     pub(crate) fn new(
         future: impl Future<Output = Result<Response<B>, E>> + Send + 'static,
+        span: tracing::Span,
     ) -> Self {
         Self {
             inner: Box::pin(future),
+            span,
         }
     }
 }
@@ -34,7 +38,9 @@ impl<B, E> Future for ResponseFuture<B, E> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        this.inner.as_mut().poll(cx)
     }
 }
 

@@ -90,7 +90,8 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let recorder = Recorder::new(Arc::clone(&self.shared));
+        let span = delivery_span(&self.shared.policy);
+        let recorder = Recorder::new(Arc::clone(&self.shared), span.clone());
         // The inner service was driven ready by `poll_ready`; a fresh clone may not be. Move the
         // ready one into the future and keep the clone. See "Be careful when cloning inner
         // services" in the `tower_service::Service` docs.
@@ -100,8 +101,28 @@ where
         // whole life, so passing the whole request would hold its parts twice.
         let (parts, body) = req.into_parts();
         let respond = self.respond.clone();
-        ResponseFuture::new(handle(recorder, inner, respond, parts, body))
+        ResponseFuture::new(handle(recorder, inner, respond, parts, body), span)
     }
+}
+
+/// The delivery's span: the handler runs in it, so that its own `tracing` events carry the
+/// route and the delivery. The ids are recorded as the layer reads them, the outcome and status
+/// at the end. With no subscriber interested, this is one check of the callsite's cached
+/// interest, and a disabled span that every later step skips.
+fn delivery_span(policy: &Policy) -> tracing::Span {
+    use tracing::field::Empty;
+    tracing::info_span!(
+        target: "webhook_monitor::delivery",
+        "webhook",
+        route = &*policy.name,
+        provider = policy.provider.as_deref(),
+        delivery_id = Empty,
+        event_type = Empty,
+        attempt = Empty,
+        outcome = Empty,
+        detail = Empty,
+        status = Empty,
+    )
 }
 
 /// The pipeline for one delivery. Every exit goes through a `Recorder::finish*`; an early drop
@@ -331,10 +352,12 @@ struct Recorder {
     payload: Option<Box<PayloadViolation>>,
     /// The dedupe claim this request holds: its key and owner token.
     claim: Option<(String, Token)>,
+    /// The delivery's span (disabled when no subscriber wants it), for the ids and the outcome.
+    span: tracing::Span,
 }
 
 impl Recorder {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, span: tracing::Span) -> Self {
         let start = Instant::now();
         let policy = &shared.policy;
         let delivery = Some(Delivery::new(DeliveryData::received(
@@ -354,6 +377,7 @@ impl Recorder {
             flags: Flags::default(),
             payload: None,
             claim: None,
+            span,
         }
     }
 
@@ -381,7 +405,12 @@ impl Recorder {
             Some(body) if self.shared.reads_body => {
                 source::read_body(policy, body, recorded(&mut self.slot));
             }
-            _ => {}
+            _ => return,
+        }
+        if let (false, Some(d)) = (self.span.is_disabled(), &self.slot) {
+            record(&self.span, "delivery_id", d.id());
+            record(&self.span, "event_type", d.event_type());
+            record(&self.span, "attempt", d.attempt());
         }
     }
 
@@ -529,6 +558,11 @@ impl Recorder {
                 flags.near_timeout = total > budget / 100 * Policy::NEAR_TIMEOUT_PERCENT;
             }
         }
+        if !self.span.is_disabled() {
+            self.span.record("outcome", outcome.as_str());
+            record(&self.span, "detail", outcome.detail());
+            record(&self.span, "status", status.map(|s| s.as_u16()));
+        }
         let report = DeliveryReport {
             delivery,
             status,
@@ -561,6 +595,14 @@ impl Drop for Recorder {
     }
 }
 
+/// Records `value` in `span`, when there is one. (Recording `None` records nothing, but
+/// `tracing-subscriber`'s `fmt` still adds a separator for it.)
+fn record(span: &tracing::Span, field: &str, value: Option<impl tracing::Value>) {
+    if let Some(value) = value {
+        span.record(field, value);
+    }
+}
+
 /// The delivery in a recorder's slot (a function, so that it borrows the slot field alone).
 fn recorded(slot: &mut Option<Delivery>) -> &mut DeliveryData {
     slot.as_mut()
@@ -584,7 +626,7 @@ mod tests {
         let router = axum::Router::new().route("/", axum::routing::post(|| async { "ok" }));
         let service = tower_layer::Layer::layer(&layer, router.clone());
         let (parts, body) = Request::new(axum::body::Body::empty()).into_parts();
-        let recorder = Recorder::new(Arc::clone(&service.shared));
+        let recorder = Recorder::new(Arc::clone(&service.shared), tracing::Span::none());
         let respond = crate::EmptyResponse;
         let future = handle::<_, _, _, axum::body::Body>(recorder, router, respond, parts, body);
         let size = std::mem::size_of_val(&future);
