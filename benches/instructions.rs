@@ -37,6 +37,7 @@ fn main() {
     }
     let rt = support::runtime();
     let body = support::payload();
+    let _subscriber = support::subscriber(&variant);
     rt.block_on(async {
         let (router, guard) = support::build(&variant).await;
         support::drive(&router, &body, n).await;

@@ -19,6 +19,7 @@ fn group(c: &mut Criterion, name: &str, variants: &[&str]) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
     for &variant in variants {
+        let _subscriber = support::subscriber(variant);
         let (router, guard) = rt.block_on(support::build(variant));
         group.bench_function(variant, |b| {
             b.iter_custom(|iters| {
@@ -42,6 +43,11 @@ fn overhead(c: &mut Criterion) {
     group(c, "overhead_2KiB", &support::VARIANTS);
 }
 
+/// The span per delivery: no subscriber, and a `fmt` subscriber writing to `io::sink()`.
+fn span(c: &mut Criterion) {
+    group(c, "span_2KiB", &["bare", "monitored", "monitored-fmt"]);
+}
+
 /// Dedupe on a fresh delivery id per request: no dedupe, the memory store, Redis on loopback.
 fn dedupe(c: &mut Criterion) {
     group(c, "dedupe_2KiB", support::DEDUPE_VARIANTS);
@@ -54,5 +60,5 @@ fn stripe(c: &mut Criterion) {
     group(c, "stripe_2KiB", &variants);
 }
 
-criterion_group!(benches, overhead, dedupe, stripe);
+criterion_group!(benches, overhead, span, dedupe, stripe);
 criterion_main!(benches);

@@ -27,9 +27,23 @@ use webhook_monitor::{
 };
 
 /// The variants, in the order they are reported. `monitored-redis` needs `REDIS_URL`; `build`
-/// also knows `monitored-unwatched` (the watchers off) and `monitored-history` (reporting into
-/// a `MemoryHistory`).
+/// also knows `monitored-unwatched` (the watchers off), `monitored-history` (reporting into
+/// a `MemoryHistory`) and `monitored-fmt` (`monitored` with a `fmt` subscriber, see
+/// [`subscriber`]).
 pub const VARIANTS: [&str; 4] = ["bare", "trace", "monitored", "monitored-json"];
+
+/// For a variant ending in `-fmt`, installs a `tracing-subscriber` `fmt` subscriber at its
+/// default level (INFO) writing to `io::sink()` on this thread, until the guard is dropped: the
+/// layer's span per delivery is then enabled, recorded and formatted. Every other variant runs
+/// with no subscriber.
+pub fn subscriber(variant: &str) -> Option<tracing::subscriber::DefaultGuard> {
+    variant.ends_with("-fmt").then(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    })
+}
 
 /// The load harness's variants (`examples/load_server.rs`), in-process: Stripe verification,
 /// then memory dedupe on top (the full layer), and verifying by hand without the layer.
@@ -98,7 +112,7 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             router.layer(tower_http::trace::TraceLayer::new_for_http()),
             None,
         ),
-        "monitored" => layered(policy()),
+        "monitored" | "monitored-fmt" => layered(policy()),
         // The same with the watchers off: their share of the worker's cost.
         "monitored-unwatched" => layered(policy().watch(|_| Watch::off())),
         "monitored-json" => {
