@@ -1,7 +1,8 @@
 //! The email alert sink against a real SMTP server on loopback (aiosmtpd, through
 //! tests/smtp_server.py): what the server receives (envelope, login, subject, both parts),
-//! digests, what is ignored, failures and counters. Skipped, saying so, without python3 and
-//! aiosmtpd (CI installs them: .ci/run).
+//! digests, what is ignored, failures and counters; STARTTLS and implicit TLS with a
+//! certificate from a test CA (openssl). Skipped, saying so, without python3 and aiosmtpd (CI
+//! installs them: .ci/run) or, for TLS, openssl.
 #![cfg(feature = "email")]
 #![allow(clippy::unwrap_used)]
 
@@ -45,11 +46,31 @@ struct SmtpServer {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// With TLS: the certificate of the CA that signed the server's, PEM.
+    certificate: Option<Vec<u8>>,
+}
+
+/// How the test server speaks TLS, with a certificate for 127.0.0.1 that a test CA signed.
+#[derive(Clone, Copy)]
+enum ServerTls {
+    /// Offers STARTTLS and requires it before a message.
+    StartTls,
+    /// TLS from the first byte.
+    Implicit,
 }
 
 impl SmtpServer {
     /// `None`, having printed `skipped: …`, without python3 or aiosmtpd.
     fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None)
+    }
+
+    /// With TLS; also `None`, having printed why, without `openssl` to make the certificate.
+    fn start_tls(test: &str, tls: ServerTls) -> Option<Self> {
+        Self::start_with(test, Some(tls))
+    }
+
+    fn start_with(test: &str, tls: Option<ServerTls>) -> Option<Self> {
         let importable = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .stdout(Stdio::null())
@@ -76,14 +97,30 @@ impl SmtpServer {
             .unwrap()
             .port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self { child, dir, port };
+        let mut command = Command::new("python3");
+        command.arg(script).arg(port.to_string()).arg(&dir);
+        let mut certificate = None;
+        if let Some(tls) = tls {
+            let Some(ca) = test_pki(&dir) else {
+                println!("skipped: {test} needs openssl to make test certificates");
+                let _ = std::fs::remove_dir_all(&dir);
+                return None;
+            };
+            certificate = Some(ca);
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            let mode = match tls {
+                ServerTls::StartTls => "starttls",
+                ServerTls::Implicit => "implicit",
+            };
+            command.arg(mode).arg(cert).arg(key);
+        }
+        let child = command.stdout(Stdio::null()).spawn().unwrap();
+        let server = Self {
+            child,
+            dir,
+            port,
+            certificate,
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(server);
@@ -112,6 +149,79 @@ impl SmtpServer {
             .map(|path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
             .collect()
     }
+}
+
+/// A test CA and a server certificate it signed for `127.0.0.1` (P-256 keys, valid for a day),
+/// made by openssl in `dir`: the server's chain in `cert.pem` and key in `key.pem`; returns the
+/// CA's certificate (PEM), or `None` without openssl.
+fn test_pki(dir: &std::path::Path) -> Option<Vec<u8>> {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let openssl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let made = openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=webhook-monitor test CA"],
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    ) && openssl(
+        &[
+            &["req", "-new"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    ) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    made.then(|| std::fs::read(dir.join("ca.pem")).unwrap())
 }
 
 impl Drop for SmtpServer {
@@ -173,6 +283,7 @@ async fn one_message_per_alert_with_plain_text_and_escaped_html() {
         json!(["oncall@example.com", "payments@example.com"])
     );
     assert_eq!(opened["login"], Value::Null);
+    assert_eq!(opened["tls"], false);
     assert_eq!(opened["content_type"], "multipart/alternative");
     assert_eq!(
         opened["subject"],
@@ -369,6 +480,93 @@ async fn smtp_errors_count_as_failed_and_fail_the_send() {
     assert!(chain.contains("SMTP delivery failed"), "{chain}");
     assert!(!chain.contains("s3cret-pa55"), "{chain}");
     assert_eq!(counts(&sink), (1, 0, 1, 0));
+}
+
+/// Over TLS, the certificate checked against the root the sink is given: the message arrives
+/// encrypted, after the login.
+async fn delivers_over_tls(test: &str, server_tls: ServerTls, tls: EmailTls) {
+    let Some(server) = SmtpServer::start_tls(test, server_tls) else {
+        return;
+    };
+    let sink = server
+        .sink()
+        .tls(tls)
+        .root_certificate(server.certificate.clone().unwrap())
+        .credentials("alerts-user", "s3cret-pa55")
+        .build()
+        .unwrap();
+    send(&sink, &[critical("opened", "payments")]).await;
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["tls"], true, "{:#}", messages[0]);
+    assert_eq!(messages[0]["login"], "alerts-user");
+    assert_eq!(
+        messages[0]["to"],
+        json!(["oncall@example.com", "payments@example.com"])
+    );
+    assert_eq!(counts(&sink), (1, 1, 0, 0));
+}
+
+#[tokio::test]
+async fn starttls_with_a_trusted_root_delivers_encrypted() {
+    delivers_over_tls("starttls_trusted", ServerTls::StartTls, EmailTls::StartTls).await;
+}
+
+#[tokio::test]
+async fn implicit_tls_with_a_trusted_root_delivers_encrypted() {
+    delivers_over_tls("implicit_trusted", ServerTls::Implicit, EmailTls::Implicit).await;
+}
+
+#[tokio::test]
+async fn a_certificate_no_trusted_root_signed_is_refused() {
+    // The platform's roots alone do not vouch for the test CA: nothing is sent.
+    for (server_tls, tls) in [
+        (ServerTls::StartTls, EmailTls::StartTls),
+        (ServerTls::Implicit, EmailTls::Implicit),
+    ] {
+        let Some(server) = SmtpServer::start_tls("untrusted_certificate", server_tls) else {
+            return;
+        };
+        let sink = server
+            .sink()
+            .tls(tls)
+            .credentials("alerts-user", "s3cret-pa55")
+            .build()
+            .unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            sink.send(&[critical("opened", "payments")]),
+        )
+        .await
+        .unwrap();
+        assert!(result.is_err());
+        assert_eq!(server.messages().len(), 0);
+        assert_eq!(counts(&sink), (1, 0, 1, 0));
+    }
+}
+
+#[test]
+fn a_root_certificate_must_be_pem() {
+    let builder = || {
+        EmailSink::builder("smtp.example.com")
+            .from("a@example.com")
+            .to("b@example.com")
+    };
+    for pem in [
+        &b"not a certificate"[..],
+        b"",
+        b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+    ] {
+        let error = builder().root_certificate(pem).build().unwrap_err();
+        assert!(
+            matches!(error, EmailError::InvalidRootCertificate),
+            "{error:?}"
+        );
+    }
+    assert_eq!(
+        EmailError::InvalidRootCertificate.to_string(),
+        "the root certificate is not a PEM certificate"
+    );
 }
 
 #[test]

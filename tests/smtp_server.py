@@ -1,8 +1,11 @@
 """A real SMTP server on loopback for tests/email.rs, on aiosmtpd.
 
-Usage: python3 tests/smtp_server.py PORT DIR
+Usage: python3 tests/smtp_server.py PORT DIR [starttls|implicit CERT KEY]
 
-Accepts AUTH PLAIN and LOGIN without TLS (any password; the login is recorded), and writes
+Without TLS by default; with `starttls`, offers STARTTLS and requires it before MAIL; with
+`implicit`, speaks TLS from the first byte; both with the PEM certificate chain CERT and key
+KEY. Records whether the message came over TLS ("tls"). Accepts AUTH PLAIN and LOGIN (any
+password; the login is recorded), and writes
 each message to DIR/N.eml, its envelope and decoded content to DIR/N.json ({"from", "to",
 "login", "subject", "content_type", and "parts": each leaf part's decoded text by its content
 type), N counting from 1. Each message's JSON is written last, after its .eml, via a rename:
@@ -13,6 +16,7 @@ import email
 import email.policy
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -46,6 +50,7 @@ class Recorder:
             "subject": message["subject"],
             "content_type": message.get_content_type(),
             "parts": parts,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
         }
         with open(base + ".json.tmp", "w") as f:
             json.dump(meta, f)
@@ -61,12 +66,22 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 def main():
     port = int(sys.argv[1])
     directory = sys.argv[2]
+    tls = {}
+    if len(sys.argv) == 6:
+        mode, cert, key = sys.argv[3:6]
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        if mode == "starttls":
+            tls = {"tls_context": context, "require_starttls": True}
+        else:
+            tls = {"ssl_context": context}
     controller = Controller(
         Recorder(directory),
         hostname="127.0.0.1",
         port=port,
         authenticator=authenticator,
         auth_require_tls=False,
+        **tls,
     )
     controller.start()
     try:

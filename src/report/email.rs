@@ -13,10 +13,11 @@ use lettre::{
     message::{Mailbox, MultiPart},
     transport::smtp::{
         authentication::Credentials,
-        client::{Tls, TlsParameters},
+        client::{Certificate, Tls, TlsParameters},
     },
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
+use rustls_pki_types::{pem::PemObject, CertificateDer};
 use tokio::time::Instant;
 
 use super::alert_text::figure_text;
@@ -86,6 +87,9 @@ pub enum EmailError {
     MissingFrom,
     /// No [`to`](EmailSinkBuilder::to) address was given.
     MissingTo,
+    /// A [root certificate](EmailSinkBuilder::root_certificate) holds no PEM certificate, or
+    /// one that cannot be read.
+    InvalidRootCertificate,
     /// The TLS setup failed.
     Tls(BoxError),
     /// The message could not be built.
@@ -101,6 +105,9 @@ impl fmt::Display for EmailError {
             Self::InvalidAddress(address) => write!(f, "invalid email address: {address:?}"),
             Self::MissingFrom => f.write_str("no sender address (`from`) given"),
             Self::MissingTo => f.write_str("no recipient address (`to`) given"),
+            Self::InvalidRootCertificate => {
+                f.write_str("the root certificate is not a PEM certificate")
+            }
             Self::Tls(_) => f.write_str("could not set up TLS for SMTP"),
             Self::Message(_) => f.write_str("could not build the email"),
             Self::Smtp(_) => f.write_str("SMTP delivery failed"),
@@ -148,6 +155,8 @@ pub struct EmailSinkBuilder {
     to: Vec<String>,
     digest: Option<Duration>,
     timeout: Duration,
+    /// PEM bundles of root certificates trusted besides the platform's.
+    roots: Vec<Vec<u8>>,
 }
 
 impl EmailSinkBuilder {
@@ -194,6 +203,30 @@ impl EmailSinkBuilder {
         self
     }
 
+    /// Also trusts the root certificates in `pem` (one or more PEM certificates), besides the
+    /// platform's: for a relay whose certificate a private CA signed. Defaults to the
+    /// platform's roots alone. The PEM is read by [`build`](Self::build).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use webhook_monitor::report::EmailSink;
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sink = EmailSink::builder("smtp.internal.example")
+    ///     .root_certificate(std::fs::read("/etc/ssl/internal-ca.pem")?)
+    ///     .from("alerts@example.com")
+    ///     .to("oncall@example.com")
+    ///     .build()?;
+    /// # let _ = sink;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
     /// Bounds each SMTP exchange (connect, TLS, login, message). Defaults to
     /// [`EmailSink::DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -206,7 +239,8 @@ impl EmailSinkBuilder {
     /// # Errors
     ///
     /// [`EmailError::MissingFrom`], [`EmailError::MissingTo`], [`EmailError::InvalidAddress`],
-    /// or [`EmailError::Tls`] when the TLS setup fails.
+    /// [`EmailError::InvalidRootCertificate`], or [`EmailError::Tls`] when the TLS setup
+    /// fails.
     pub fn build(self) -> Result<EmailSink, EmailError> {
         let parse = |address: &str| {
             address
@@ -223,8 +257,20 @@ impl EmailSinkBuilder {
             .map(|a| parse(a))
             .collect::<Result<Vec<_>, _>>()?;
         let port = self.port.unwrap_or(self.tls.default_port());
-        let tls_parameters =
-            || TlsParameters::new(self.host.clone()).map_err(|e| EmailError::Tls(Box::new(e)));
+        let tls_parameters = || {
+            let tls_error = |e: lettre::transport::smtp::Error| EmailError::Tls(Box::new(e));
+            let mut parameters = TlsParameters::builder(self.host.clone());
+            for pem in &self.roots {
+                // lettre reads a text without a certificate as an empty list: refuse it here.
+                let mut certificates = CertificateDer::pem_slice_iter(pem).peekable();
+                if certificates.peek().is_none() || certificates.any(|c| c.is_err()) {
+                    return Err(EmailError::InvalidRootCertificate);
+                }
+                parameters =
+                    parameters.add_root_certificate(Certificate::from_pem(pem).map_err(tls_error)?);
+            }
+            parameters.build().map_err(tls_error)
+        };
         let tls = match self.tls {
             EmailTls::StartTls => Tls::Required(tls_parameters()?),
             EmailTls::Implicit => Tls::Wrapper(tls_parameters()?),
@@ -261,6 +307,7 @@ impl fmt::Debug for EmailSinkBuilder {
             .field("from", &self.from)
             .field("to", &self.to)
             .field("digest", &self.digest)
+            .field("root_certificates", &self.roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -348,6 +395,7 @@ impl EmailSink {
             to: Vec::new(),
             digest: None,
             timeout: Self::DEFAULT_TIMEOUT,
+            roots: Vec::new(),
         }
     }
 
