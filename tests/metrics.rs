@@ -433,5 +433,11 @@ async fn health_reports_export_the_reporter_and_sink_counters() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     assert!((now.as_secs_f64() - at).abs() < 60.0, "{at}");
+    // The process's resident memory, where the platform tells (Linux and macOS do).
+    if cfg!(any(target_os = "linux", target_os = "macos")) {
+        assert!(text.contains("# TYPE webhook_process_resident_memory_bytes gauge\n"));
+        let rss = value(&text, "webhook_process_resident_memory_bytes");
+        assert!(rss.is_some_and(|rss| rss > 1e6), "{rss:?}");
+    }
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
 }

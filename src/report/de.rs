@@ -572,6 +572,7 @@ keys! {
         SinkPanics = "sink_panics",
         WatcherPanics = "watcher_panics",
         QueueDepth = "queue_depth",
+        RssBytes = "rss_bytes",
         Sinks = "sinks",
     }
 }
@@ -653,6 +654,7 @@ impl Key {
             | Self::SinkPanics
             | Self::WatcherPanics
             | Self::QueueDepth
+            | Self::RssBytes
             | Self::Sinks => of == ReportType::Health,
             Self::Unknown => false,
         }
@@ -726,6 +728,7 @@ struct Slots {
     sink_panics: Option<u64>,
     watcher_panics: Option<u64>,
     queue_depth: Option<usize>,
+    rss_bytes: Option<Option<u64>>,
     sinks: Option<Vec<SinkHealth>>,
 }
 
@@ -799,6 +802,7 @@ impl Slots {
             Key::OpenedAt => set(&mut self.opened_at, key, map.next_value::<Rfc3339>()?.0)?,
             Key::Figures => set(&mut self.figures, key, map.next_value::<Fields>()?.0)?,
             Key::QueueDepth => set(&mut self.queue_depth, key, map.next_value()?)?,
+            Key::RssBytes => set(&mut self.rss_bytes, key, map.next_value()?)?,
             Key::Sinks => set(&mut self.sinks, key, map.next_value()?)?,
             Key::Enqueued => set(&mut self.enqueued, key, map.next_value()?)?,
             Key::DroppedFull => set(&mut self.dropped_full, key, map.next_value()?)?,
@@ -905,6 +909,7 @@ impl Slots {
                 queue_depth: required(self.queue_depth, "queue_depth")?,
             },
             sinks: required(self.sinks, "sinks")?,
+            rss_bytes: self.rss_bytes.flatten(),
         })
     }
 }
@@ -1799,6 +1804,7 @@ mod tests {
 
     fn health(sinks: Vec<SinkHealth>) -> HealthReport {
         HealthReport {
+            rss_bytes: Some(u64::MAX),
             at: at(5),
             reporter: ReporterStats {
                 enqueued: 1,
@@ -1831,8 +1837,14 @@ mod tests {
             down: true,
             latency: Some(Duration::from_micros(1234)),
         };
-        for sinks in [vec![], vec![down, SinkHealth::new("slack")]] {
-            let report = health(sinks);
+        for (sinks, rss_bytes) in [
+            (vec![], Some(u64::MAX)),
+            (vec![down, SinkHealth::new("slack")], None),
+        ] {
+            let report = HealthReport {
+                rss_bytes,
+                ..health(sinks)
+            };
             let back = match round_trip(&Report::Health(report.clone())) {
                 Report::Health(h) => h,
                 other => panic!("not a health report: {other:?}"),
@@ -1845,6 +1857,18 @@ mod tests {
                 }
             );
         }
+        // Written as a number or null; a report from before `rss_bytes` reads as `None`.
+        let json = serde_json::to_string(&health(vec![])).unwrap();
+        assert!(
+            json.contains(r#""queue_depth":10,"rss_bytes":18446744073709551615,"sinks":[]"#),
+            "{json}"
+        );
+        let older = json.replace(r#""rss_bytes":18446744073709551615,"#, "");
+        let back: HealthReport = serde_json::from_str(&older).unwrap();
+        assert_eq!(back.rss_bytes, None);
+        assert!(serde_json::to_string(&back)
+            .unwrap()
+            .contains(r#""rss_bytes":null"#));
     }
 
     #[test]

@@ -305,9 +305,9 @@ impl Serialize for DeliveryReport {
     }
 }
 
-/// The reporter's own counters and its sinks', sent to the sinks every
-/// [`health_interval`](ReporterBuilder::health_interval): a backend that is failing shows here,
-/// through the sinks that still work.
+/// The reporter's own counters and its sinks', and the process's resident memory, sent to the
+/// sinks every [`health_interval`](ReporterBuilder::health_interval): a backend that is failing
+/// shows here, through the sinks that still work.
 ///
 /// Serializes to, and deserializes from, the `"type": "health"` object of
 /// `docs/report-schema.md` (see [`Report`]), its [`ReporterStats`] and [`SinkHealth`] entries
@@ -321,12 +321,15 @@ pub struct HealthReport {
     pub reporter: ReporterStats,
     /// Each backend's counters, from [`Sink::health`].
     pub sinks: Vec<SinkHealth>,
+    /// The process's resident memory (RSS) in bytes, read when the report was built; `None`
+    /// where the platform does not tell (Linux and macOS do).
+    pub rss_bytes: Option<u64>,
 }
 
 impl Serialize for HealthReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.reporter;
-        let mut m = s.serialize_map(Some(13))?;
+        let mut m = s.serialize_map(Some(14))?;
         m.serialize_entry("type", "health")?;
         let at = humantime::format_rfc3339_seconds(self.at).to_string();
         m.serialize_entry("at", &at)?;
@@ -340,6 +343,7 @@ impl Serialize for HealthReport {
         m.serialize_entry("sink_panics", &r.sink_panics)?;
         m.serialize_entry("watcher_panics", &r.watcher_panics)?;
         m.serialize_entry("queue_depth", &r.queue_depth)?;
+        m.serialize_entry("rss_bytes", &self.rss_bytes)?;
         m.serialize_entry("sinks", &SinkList(&self.sinks))?;
         m.end()
     }
@@ -379,7 +383,7 @@ impl Serialize for SinkEntry<'_> {
 }
 
 impl fmt::Display for HealthReport {
-    /// One line: the reporter's counters, then each sink's.
+    /// One line: the reporter's counters and the process's resident memory, then each sink's.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.reporter;
         write!(
@@ -387,6 +391,9 @@ impl fmt::Display for HealthReport {
             "reporter enqueued={} sent={} failed={} dropped_full={} dropped_closed={} queued={} alerts={}",
             r.enqueued, r.sent, r.failed, r.dropped_full, r.dropped_closed, r.queue_depth, r.alerts
         )?;
+        if let Some(rss) = self.rss_bytes {
+            write!(f, " rss_bytes={rss}")?;
+        }
         if r.sink_panics + r.watcher_panics > 0 {
             write!(
                 f,

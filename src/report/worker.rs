@@ -14,7 +14,11 @@ use tokio::{
 };
 
 use super::{reporter::Shared, HealthReport, Report, RouteInfo, Sink, SinkError};
-use crate::{outcome::panic_message, policy::Clock, watch::Watchers};
+use crate::{
+    outcome::panic_message,
+    policy::Clock,
+    watch::{resident_bytes, Watchers},
+};
 
 pub(super) struct Config {
     pub(super) batch_size: usize,
@@ -125,7 +129,12 @@ pub(super) async fn run<K: Sink>(
                 let panics = &shared.counters.sink_panics;
                 let sinks = guarded(|| sink.health(), panics, "a sink's health", &mut warnings);
                 let sinks = sinks.unwrap_or_default();
-                batch.push(Report::Health(HealthReport { at: (config.clock)(), reporter, sinks }));
+                batch.push(Report::Health(HealthReport {
+                    at: (config.clock)(),
+                    reporter,
+                    sinks,
+                    rss_bytes: resident_bytes(),
+                }));
                 deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 continue;
             }

@@ -60,12 +60,14 @@
 mod alert;
 mod engine;
 mod latency;
+mod memory;
 mod traffic;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use alert::{Alert, AlertKind, AlertState, Severity};
 pub(crate) use engine::{Registration, Watchers};
+pub(crate) use memory::resident_bytes;
 
 /// The watchers' thresholds for one route. Set them with [`Policy::watch`](crate::Policy::watch).
 ///

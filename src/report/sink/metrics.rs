@@ -38,6 +38,7 @@ use crate::{
 /// | `webhook_reporter_panics_total` | counter | `part`: `sink`, `watcher` | panics the reporter's worker caught |
 /// | `webhook_reporter_queue_depth` | gauge | | reports waiting in the queue |
 /// | `webhook_reporter_health_timestamp_seconds` | gauge | | Unix time of the last health report: a stalled reporter stops moving it |
+/// | `webhook_process_resident_memory_bytes` | gauge | | the process's resident memory ([`HealthReport::rss_bytes`]); not set where the platform does not tell |
 /// | `webhook_sink_accepted_total` | counter | `sink` | reports handed to a backend ([`SinkHealth`](super::SinkHealth)) |
 /// | `webhook_sink_sent_total` | counter | `sink` | reports the backend took |
 /// | `webhook_sink_failed_total` | counter | `sink` | reports given up on |
@@ -49,9 +50,10 @@ use crate::{
 /// | `webhook_sink_down` | gauge | `sink` | 1 while the backend is considered down |
 /// | `webhook_sink_latency_seconds` | gauge | `sink` | the last successful request's duration |
 ///
-/// The `webhook_reporter_*` and `webhook_sink_*` metrics come from the reporter's periodic
-/// [`HealthReport`] (every [`health_interval`](crate::report::ReporterBuilder::health_interval)),
-/// so they lag by up to one interval; their counters are set to the reporter's totals. They
+/// The `webhook_reporter_*`, `webhook_process_*` and `webhook_sink_*` metrics come from the
+/// reporter's periodic [`HealthReport`] (every
+/// [`health_interval`](crate::report::ReporterBuilder::health_interval)), so they lag by up to
+/// one interval; their counters are set to the reporter's totals. They
 /// describe one reporter: run one per process, as intended.
 ///
 /// Rejections by reason are `webhook_deliveries_total{outcome="rejected"}` by `detail`,
@@ -157,6 +159,7 @@ const REPORTER_ALERTS: &str = "webhook_reporter_alerts_total";
 const REPORTER_PANICS: &str = "webhook_reporter_panics_total";
 const REPORTER_QUEUE_DEPTH: &str = "webhook_reporter_queue_depth";
 const REPORTER_HEALTH_AT: &str = "webhook_reporter_health_timestamp_seconds";
+const PROCESS_RSS: &str = "webhook_process_resident_memory_bytes";
 const SINK_ACCEPTED: &str = "webhook_sink_accepted_total";
 const SINK_SENT: &str = "webhook_sink_sent_total";
 const SINK_FAILED: &str = "webhook_sink_failed_total";
@@ -176,7 +179,7 @@ enum Kind {
 
 /// Every metric's type, name, unit and help text, for the recorder's descriptions.
 #[rustfmt::skip]
-const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 26] = [
+const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 27] = [
     (Kind::Counter, DELIVERIES, None, "Webhook deliveries by route, provider, outcome and detail"),
     (Kind::Counter, FLAGGED, None, "Webhook deliveries with a flag set, by flag"),
     (Kind::Histogram, BODY_READ, Some(Unit::Seconds), "Time reading a webhook's body"),
@@ -193,6 +196,7 @@ const DESCRIPTIONS: [(Kind, &str, Option<Unit>, &str); 26] = [
     (Kind::Counter, REPORTER_PANICS, None, "Panics the reporter's worker caught, by part"),
     (Kind::Gauge, REPORTER_QUEUE_DEPTH, None, "Reports waiting in the reporter's queue"),
     (Kind::Gauge, REPORTER_HEALTH_AT, Some(Unit::Seconds), "Unix time of the reporter's last health report"),
+    (Kind::Gauge, PROCESS_RSS, Some(Unit::Bytes), "Resident memory of the process"),
     (Kind::Counter, SINK_ACCEPTED, None, "Reports handed to the backend"),
     (Kind::Counter, SINK_SENT, None, "Reports the backend took"),
     (Kind::Counter, SINK_FAILED, None, "Reports given up on"),
@@ -395,6 +399,9 @@ fn health(h: &HealthReport) {
     gauge!(REPORTER_QUEUE_DEPTH).set(r.queue_depth as f64);
     if let Ok(at) = h.at.duration_since(UNIX_EPOCH) {
         gauge!(REPORTER_HEALTH_AT).set(at);
+    }
+    if let Some(rss) = h.rss_bytes {
+        gauge!(PROCESS_RSS).set(rss as f64);
     }
     for s in &h.sinks {
         let sink = [("sink", s.name.clone())];
