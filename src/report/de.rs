@@ -1766,6 +1766,12 @@ mod tests {
             AlertKind::ConsecutiveFailures => vec![field("consecutive_failures", 5u32)],
             AlertKind::NearTimeout => latency(field("budget_ms", 3000.0)),
             AlertKind::LatencyDegraded => latency(field("baseline_p95_ms", 61.7)),
+            AlertKind::MemoryGrowth => vec![
+                field("rss_bytes", 431_222_784u64),
+                field("baseline_bytes", 162_787_328u64),
+                field("growth_bytes", 268_435_456u64),
+                field("window_minutes", 30u64),
+            ],
         }
     }
 

@@ -322,7 +322,8 @@ pub struct HealthReport {
     /// Each backend's counters, from [`Sink::health`].
     pub sinks: Vec<SinkHealth>,
     /// The process's resident memory (RSS) in bytes, read when the report was built; `None`
-    /// where the platform does not tell (Linux and macOS do).
+    /// where the platform does not tell (Linux and macOS do). The
+    /// [memory watch](crate::watch::MemoryWatch) samples the same figure once a minute.
     pub rss_bytes: Option<u64>,
 }
 

@@ -18,7 +18,7 @@ use tokio::{
 use super::{worker, Report, Sink};
 use crate::{
     policy::Clock,
-    watch::{Registration, Watch},
+    watch::{MemoryWatch, Registration, Watch},
 };
 
 /// The cheap, cloneable handle the layer reports through. Never blocks, never fails a request.
@@ -250,6 +250,7 @@ pub struct ReporterBuilder {
     health_interval: Option<Duration>,
     clock: Option<Clock>,
     watch: bool,
+    memory: MemoryWatch,
 }
 
 impl Default for ReporterBuilder {
@@ -262,6 +263,7 @@ impl Default for ReporterBuilder {
             health_interval: Some(ReporterBuilder::DEFAULT_HEALTH_INTERVAL),
             clock: None,
             watch: true,
+            memory: MemoryWatch::default(),
         }
     }
 }
@@ -275,6 +277,7 @@ impl fmt::Debug for ReporterBuilder {
             .field("sink_timeout", &self.sink_timeout)
             .field("health_interval", &self.health_interval)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("memory", &self.memory)
             .finish()
     }
 }
@@ -359,6 +362,27 @@ impl ReporterBuilder {
         self
     }
 
+    /// The [memory watch](MemoryWatch): the worker samples the process's resident memory once
+    /// a minute and raises [`MemoryGrowth`](crate::watch::AlertKind::MemoryGrowth) when it
+    /// keeps growing. Defaults to [`MemoryWatch::default()`]: on, a 30-minute window, 64 MiB
+    /// and 25 % of growth held for 3 minutes; [`MemoryWatch::off()`] turns it off.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_monitor::{report::Reporter, watch::MemoryWatch};
+    ///
+    /// // A process that holds large caches on purpose: only a gigabyte more is news.
+    /// let builder = Reporter::builder().memory_watch(MemoryWatch::default().growth(1 << 30, 0.5));
+    /// # let _ = builder;
+    /// ```
+    #[must_use]
+    pub fn memory_watch(mut self, memory: MemoryWatch) -> Self {
+        self.memory = memory;
+        self
+    }
+
     /// A worker that only batches into its sink: no watchers, no health reports. The per-sink
     /// workers of a [`Fanout`](super::Fanout) are these.
     pub(super) fn plain(mut self) -> Self {
@@ -400,6 +424,7 @@ impl ReporterBuilder {
             sink_timeout: self.sink_timeout,
             health_interval: self.health_interval,
             watch: self.watch,
+            memory: self.memory,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
         };
         let worker = worker::run(sink, rx, stop_rx, done_tx, Arc::clone(&shared), config);

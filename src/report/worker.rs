@@ -17,7 +17,7 @@ use super::{reporter::Shared, HealthReport, Report, RouteInfo, Sink, SinkError};
 use crate::{
     outcome::panic_message,
     policy::Clock,
-    watch::{resident_bytes, Watchers},
+    watch::{resident_bytes, MemoryWatch, Watchers},
 };
 
 pub(super) struct Config {
@@ -28,6 +28,8 @@ pub(super) struct Config {
     pub(super) clock: Clock,
     /// Whether the watchers run (not in a [`Fanout`](super::Fanout)'s per-sink workers).
     pub(super) watch: bool,
+    /// The memory watch, when the watchers run.
+    pub(super) memory: MemoryWatch,
 }
 
 /// How often the watchers are evaluated without traffic (for silence, drops, windows closing).
@@ -104,7 +106,7 @@ pub(super) async fn run<K: Sink>(
     let mut deadline: Option<Instant> = None;
     let mut watchers = config
         .watch
-        .then(|| Watchers::new(Arc::clone(&config.clock)));
+        .then(|| Watchers::new(Arc::clone(&config.clock), config.memory.clone()));
     let mut tick = watchers.is_some().then(|| interval(TICK));
     let mut health = config.health_interval.map(interval);
     while !stopping {
@@ -250,9 +252,9 @@ fn register<K: Sink>(
 }
 
 /// Registers new routes (see [`register`]), feeds the batch's reports to the watchers and
-/// appends the alerts they raise. An empty batch (the tick) evaluates every route; otherwise
-/// only those with news are. A panic in a watcher is counted and logged; the batch goes on to
-/// the sink all the same.
+/// appends the alerts they raise. An empty batch (the minute's tick) evaluates every route and
+/// samples the process's memory; otherwise only the routes with news are evaluated. A panic in
+/// a watcher is counted and logged; the batch goes on to the sink all the same.
 fn watch<K: Sink>(
     sink: &K,
     mut watchers: Option<&mut Watchers>,

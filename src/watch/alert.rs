@@ -33,7 +33,8 @@ use crate::{outcome::Field, report::FieldMap};
 pub struct Alert {
     /// What was detected.
     pub kind: AlertKind,
-    /// The route's name.
+    /// The route's name, or [`PROCESS_ROUTE`](super::PROCESS_ROUTE) for an alert about the
+    /// whole process ([`MemoryGrowth`](AlertKind::MemoryGrowth)).
     pub route: Arc<str>,
     /// How urgent it is.
     pub severity: Severity,
@@ -87,11 +88,16 @@ pub enum AlertKind {
     NearTimeout,
     /// The window's p95 latency is a multiple of the route's baseline.
     LatencyDegraded,
+    /// The process's resident memory kept growing over the
+    /// [memory watch](super::MemoryWatch)'s window: a leak, or a cache without a bound.
+    /// Process-wide: its route is [`PROCESS_ROUTE`](super::PROCESS_ROUTE).
+    MemoryGrowth,
 }
 
 impl AlertKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 9] = [
+    /// Every kind, in a fixed order: the kinds a route's watchers raise, then the process-wide
+    /// ones.
+    pub const ALL: [AlertKind; 10] = [
         Self::Spike,
         Self::Drop,
         Self::Silence,
@@ -101,7 +107,12 @@ impl AlertKind {
         Self::ConsecutiveFailures,
         Self::NearTimeout,
         Self::LatencyDegraded,
+        Self::MemoryGrowth,
     ];
+
+    /// How many kinds a route's watchers raise: the first ones of [`ALL`](Self::ALL). The
+    /// others are process-wide, kept once by the reporter rather than per route.
+    pub(crate) const PER_ROUTE: usize = Self::ALL.len() - 1;
 
     /// The name used in reports.
     pub fn as_str(self) -> &'static str {
@@ -115,13 +126,14 @@ impl AlertKind {
             Self::ConsecutiveFailures => "consecutive_failures",
             Self::NearTimeout => "near_timeout",
             Self::LatencyDegraded => "latency_degraded",
+            Self::MemoryGrowth => "memory_growth",
         }
     }
 
     /// How urgent an alert of this kind is.
     ///
     /// Critical: deliveries are being lost now (silence, all rejected, failures). Warning: a
-    /// trend that needs a look (spikes, drops, retries, latency).
+    /// trend that needs a look (spikes, drops, retries, latency, memory growth).
     pub fn severity(self) -> Severity {
         match self {
             Self::Silence | Self::AllRejected | Self::FailureRate | Self::ConsecutiveFailures => {
@@ -131,7 +143,8 @@ impl AlertKind {
             | Self::Drop
             | Self::RetryStorm
             | Self::NearTimeout
-            | Self::LatencyDegraded => Severity::Warning,
+            | Self::LatencyDegraded
+            | Self::MemoryGrowth => Severity::Warning,
         }
     }
 
@@ -147,6 +160,7 @@ impl AlertKind {
             Self::ConsecutiveFailures => "consecutive failures",
             Self::NearTimeout => "p95 latency near the provider's timeout",
             Self::LatencyDegraded => "p95 latency well above its baseline",
+            Self::MemoryGrowth => "resident memory keeps growing",
         }
     }
 
@@ -296,5 +310,12 @@ mod tests {
         for (i, kind) in AlertKind::ALL.into_iter().enumerate() {
             assert_eq!(kind.index(), i);
         }
+    }
+
+    #[test]
+    fn the_process_wide_kinds_come_after_the_per_route_ones() {
+        let (per_route, process) = AlertKind::ALL.split_at(AlertKind::PER_ROUTE);
+        assert_eq!(process, [AlertKind::MemoryGrowth]);
+        assert!(!per_route.contains(&AlertKind::MemoryGrowth));
     }
 }

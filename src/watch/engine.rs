@@ -1,5 +1,6 @@
 //! The watchers' state in the reporter's worker: one [`Route`] per watched route, fed by
-//! [`Watchers::observe`] and turned into alerts by [`Watchers::evaluate`].
+//! [`Watchers::observe`] and turned into alerts by [`Watchers::evaluate`], and the process-wide
+//! memory watch ([`Memory`]), sampled by it on the minute's tick.
 
 use std::{
     sync::Arc,
@@ -9,7 +10,12 @@ use std::{
 use hashbrown::HashMap;
 use tokio::time::Instant;
 
-use super::{latency::Latency, traffic::Minutes, Alert, AlertKind, AlertState, Watch};
+use super::{
+    latency::Latency,
+    memory::{resident_bytes, Memory},
+    traffic::Minutes,
+    Alert, AlertKind, AlertState, MemoryWatch, Watch,
+};
 use crate::{
     outcome::Field,
     policy::Clock,
@@ -49,20 +55,70 @@ pub(crate) struct Registration {
     pub(crate) at: Instant,
 }
 
-/// Every watched route, keyed by name.
+/// Every watched route, keyed by name, and the process-wide watchers.
 pub(crate) struct Watchers {
     origin: Instant,
     clock: Clock,
     /// `None` for a route whose watchers are off. Hashed with foldhash: route names come from
     /// the code, not from requests, and the lookup is on every report.
     routes: HashMap<Arc<str>, Option<Box<Route>>>,
+    /// The memory watch; `None` when it is off.
+    memory: Option<Memory>,
 }
 
-/// The state of one alert kind on one route.
+/// The state of one alert kind: on one route, or process-wide.
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
+pub(super) struct Slot {
     opened_at: Option<SystemTime>,
     resolved_at: Option<Instant>,
+}
+
+impl Slot {
+    /// Whether the alert is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.opened_at.is_some()
+    }
+
+    /// Moves the alert of `kind` on `route` to what `reading` says: the report to send when it
+    /// opens (unless it resolved less than `cooldown` ago) or resolves; `None` when its state
+    /// stays.
+    pub(super) fn update(
+        &mut self,
+        kind: AlertKind,
+        route: &Arc<str>,
+        reading: Reading,
+        now: Instant,
+        wall: SystemTime,
+        cooldown: Duration,
+    ) -> Option<Report> {
+        let (state, opened_at) = match (self.opened_at, reading.active) {
+            (None, true) => {
+                let cooled = self
+                    .resolved_at
+                    .is_none_or(|at| now.duration_since(at) >= cooldown);
+                if !cooled {
+                    return None;
+                }
+                self.opened_at = Some(wall);
+                (AlertState::Opened, wall)
+            }
+            (Some(opened_at), false) => {
+                self.opened_at = None;
+                self.resolved_at = Some(now);
+                (AlertState::Resolved, opened_at)
+            }
+            _ => return None,
+        };
+        Some(Report::Alert(Alert {
+            kind,
+            route: Arc::clone(route),
+            severity: kind.severity(),
+            state,
+            opened_at,
+            at: wall,
+            figures: reading.figures,
+        }))
+    }
 }
 
 #[derive(Debug)]
@@ -81,15 +137,16 @@ struct Route {
     peak_failures: u32,
     /// Observed since the last evaluation.
     dirty: bool,
-    slots: [Slot; AlertKind::ALL.len()],
+    slots: [Slot; AlertKind::PER_ROUTE],
 }
 
 impl Watchers {
-    pub(crate) fn new(clock: Clock) -> Self {
+    pub(crate) fn new(clock: Clock, memory: MemoryWatch) -> Self {
         Self {
             origin: Instant::now(),
             clock,
             routes: HashMap::new(),
+            memory: Memory::new(memory),
         }
     }
 
@@ -168,17 +225,23 @@ impl Watchers {
         }
     }
 
-    /// Evaluates every route (`all`), or those observed since their last evaluation, and
-    /// appends the alerts that open or resolve to `out`.
-    pub(crate) fn evaluate(&mut self, now: Instant, all: bool, out: &mut Vec<Report>) {
+    /// Evaluates the routes observed since their last evaluation, or on the minute's `tick`
+    /// every route, and then samples the process's resident memory for the memory watch.
+    /// Appends the alerts that open or resolve to `out`.
+    pub(crate) fn evaluate(&mut self, now: Instant, tick: bool, out: &mut Vec<Report>) {
         let (minute, elapsed) = (self.minute(now), self.elapsed(now));
         let wall = (self.clock)();
         for (name, route) in &mut self.routes {
             match route {
-                Some(route) if all || route.dirty => {
+                Some(route) if tick || route.dirty => {
                     route.evaluate(name, now, minute, elapsed, wall, out);
                 }
                 _ => {}
+            }
+        }
+        if tick {
+            if let Some(memory) = &mut self.memory {
+                out.extend(memory.sample(resident_bytes(), now, wall));
             }
         }
     }
@@ -231,41 +294,12 @@ impl Route {
         self.dirty = false;
         self.minutes.advance(minute);
         self.latency.roll(elapsed, &self.watch);
-        for kind in AlertKind::ALL {
-            let Some(reading) = self.read(kind, now, wall) else {
+        for kind in &AlertKind::ALL[..AlertKind::PER_ROUTE] {
+            let Some(reading) = self.read(*kind, now, wall) else {
                 continue; // not enough history: hold the state
             };
             let slot = &mut self.slots[kind.index()];
-            let state = match (slot.opened_at, reading.active) {
-                (None, true) => {
-                    let cooled = slot
-                        .resolved_at
-                        .is_none_or(|at| now.duration_since(at) >= self.watch.cooldown);
-                    if !cooled {
-                        continue;
-                    }
-                    slot.opened_at = Some(wall);
-                    AlertState::Opened
-                }
-                (Some(_), false) => {
-                    slot.resolved_at = Some(now);
-                    AlertState::Resolved
-                }
-                _ => continue,
-            };
-            let opened_at = match state {
-                AlertState::Resolved => slot.opened_at.take().unwrap_or(wall),
-                AlertState::Opened => wall,
-            };
-            out.push(Report::Alert(Alert {
-                kind,
-                route: Arc::clone(name),
-                severity: kind.severity(),
-                state,
-                opened_at,
-                at: wall,
-                figures: reading.figures,
-            }));
+            out.extend(slot.update(*kind, name, reading, now, wall, self.watch.cooldown));
         }
     }
 
@@ -289,6 +323,8 @@ impl Route {
             }
             AlertKind::NearTimeout => self.latency.near_timeout(w, self.budget)?,
             AlertKind::LatencyDegraded => self.latency.degraded(w)?,
+            // Process-wide, not a route's: the memory watch reads it (`Watchers::evaluate`).
+            AlertKind::MemoryGrowth => return None,
         })
     }
 

@@ -2,7 +2,9 @@
 //!
 //! The reporter's worker feeds every delivery report to the watchers of its route, off the
 //! request path, and evaluates them after every batch and once a minute, so that silence is
-//! caught with no traffic at all. What they detect is sent to the sinks as an [`Alert`]
+//! caught with no traffic at all. Once a minute it also samples the process's resident memory
+//! for the [memory watch](MemoryWatch), set on the reporter rather than per route. What they
+//! detect is sent to the sinks as an [`Alert`]
 //! ([`Report::Alert`](crate::report::Report::Alert)), once when it opens and once when it
 //! resolves.
 //!
@@ -17,6 +19,7 @@
 //! | [`ConsecutiveFailures`](AlertKind::ConsecutiveFailures) | 5 handled deliveries in a row failed | one succeeds |
 //! | [`NearTimeout`](AlertKind::NearTimeout) | the last hour's p95 is above 80 % of the provider's timeout budget | an hour's p95 is under it |
 //! | [`LatencyDegraded`](AlertKind::LatencyDegraded) | the last hour's p95 is above 2× the baseline: the lowest daily p95 of the last 28 days | an hour's p95 is under it |
+//! | [`MemoryGrowth`](AlertKind::MemoryGrowth) (route [`PROCESS_ROUTE`]) | each of the last 3 minutes' samples of the process's resident memory is at least the baseline (the lowest sample of the last 30 minutes) plus max(64 MiB, 25 % of the baseline) | the latest sample is under that line: the memory was freed, or the window slid past a plateau |
 //!
 //! Where there is too little traffic to tell, an alert keeps its state: a failure rate does not
 //! clear because deliveries stopped (silence and drops tell that story).
@@ -24,8 +27,10 @@
 //! "Handled" deliveries reached the handler: successes and failures (including late, panicked
 //! and cancelled ones), but not rejections or duplicates. Latency is the time from receiving the
 //! request until the response was ready; a latency window, or a day, with fewer than 20 samples
-//! leaves the figures as they were. Every threshold is set per route with [`Watch`]; every
-//! alert has a 5-minute cooldown after it resolves.
+//! leaves the figures as they were. Every threshold is set per route with [`Watch`], but the
+//! memory watch's, set on the reporter with
+//! [`ReporterBuilder::memory_watch`](crate::report::ReporterBuilder::memory_watch); every alert
+//! has a 5-minute cooldown after it resolves.
 //!
 //! # Clocks
 //!
@@ -41,7 +46,8 @@
 //! 5 s (`benches/worker.rs`). Most of it is the two latency sketches (the current window's and
 //! the day's), which grow in 1 KiB steps with the spread of latencies, up to 4 KiB each for 1 ms
 //! to 5 s; then 61 minute counters and 28 daily baselines. A route with its watchers off costs
-//! under 200 bytes.
+//! under 200 bytes. The memory watch keeps one 8-byte sample per minute of its window, once per
+//! reporter: 240 bytes at the default 30 minutes, 11.25 KiB at the longest window (24 hours).
 //!
 //! # Example
 //!
@@ -68,6 +74,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use alert::{Alert, AlertKind, AlertState, Severity};
 pub(crate) use engine::{Registration, Watchers};
 pub(crate) use memory::resident_bytes;
+pub use memory::MemoryWatch;
+
+/// The route name process-wide alerts carry in [`Alert::route`]: alerts about the whole
+/// process rather than one route ([`AlertKind::MemoryGrowth`]). Parenthesized, so that a
+/// policy's name is unlikely to look the same.
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::watch::{Alert, PROCESS_ROUTE};
+///
+/// fn about_a_route(alert: &Alert) -> Option<&str> {
+///     (&*alert.route != PROCESS_ROUTE).then_some(&*alert.route)
+/// }
+/// # let _ = about_a_route;
+/// ```
+pub const PROCESS_ROUTE: &str = "(process)";
+
+/// How long a resolved alert stays closed before it may open again, unless a route's
+/// [`Watch::cooldown`] says otherwise.
+const COOLDOWN: Duration = Duration::from_secs(5 * 60);
 
 /// The watchers' thresholds for one route. Set them with [`Policy::watch`](crate::Policy::watch).
 ///
@@ -115,7 +142,7 @@ impl Default for Watch {
     fn default() -> Self {
         Self {
             enabled: true,
-            cooldown: Duration::from_secs(5 * 60),
+            cooldown: COOLDOWN,
             spike_multiple: 5.0,
             spike_floor: 30,
             drop_mean: 5.0,
@@ -138,10 +165,17 @@ impl Default for Watch {
     }
 }
 
+/// Minutes in `window`, rounded up, between `min` and `max`.
+fn whole_minutes(window: Duration, min: usize, max: usize) -> usize {
+    let secs = window
+        .as_secs()
+        .saturating_add(u64::from(window.subsec_nanos() > 0));
+    usize::try_from(secs.div_ceil(60)).map_or(max, |m| m.clamp(min, max))
+}
+
 /// Minutes in `window`, rounded up, between 1 and 60.
 fn minutes(window: Duration) -> usize {
-    let secs = window.as_secs() + u64::from(window.subsec_nanos() > 0);
-    secs.div_ceil(60).clamp(1, 60) as usize
+    whole_minutes(window, 1, 60)
 }
 
 impl Watch {
@@ -650,5 +684,6 @@ mod tests {
         assert_eq!(minutes(Duration::from_secs(61)), 2);
         assert_eq!(minutes(Duration::from_secs(3 * 3600)), 60);
         assert_eq!(minutes(Duration::ZERO), 1);
+        assert_eq!(minutes(Duration::MAX), 60);
     }
 }
