@@ -508,6 +508,84 @@ async fn alerts_and_health_pages() {
     assert!(html.contains("No open alerts."));
 }
 
+/// A process-wide alert (`memory_growth`, route `(process)`) and the process's resident memory:
+/// shown without a link to a route page (it has none), and no route made up for it.
+#[tokio::test]
+async fn process_alerts_and_resident_memory() {
+    let history = MemoryHistory::new();
+    let opened = rfc3339(now() - Duration::from_secs(300));
+    let growth = |state: &str, at: &str, rss: u64| {
+        report(json!({
+            "type": "alert", "kind": "memory_growth", "route": "(process)", "severity": "warning",
+            "state": state, "opened_at": opened, "at": at,
+            "figures": {"rss_bytes": rss, "baseline_bytes": 104_857_600,
+                        "growth_bytes": rss - 104_857_600, "window_minutes": 30},
+        }))
+    };
+    let health = report(json!({
+        "type": "health", "at": rfc3339(now() - Duration::from_secs(20)),
+        "enqueued": 0, "dropped_full": 0, "dropped_closed": 0, "sent": 0, "failed": 0,
+        "batches": 0, "alerts": 1, "sink_panics": 0, "watcher_panics": 0, "queue_depth": 0,
+        "rss_bytes": 181_403_648, "sinks": [],
+    }));
+    history
+        .send(&[growth("opened", &opened, 419_430_400), health])
+        .await
+        .unwrap();
+    let base = dashboard(&history, Auth::bearer(TOKEN)).await;
+
+    let html = page(&base).await;
+    assert!(html.contains("1 open alert"));
+    assert!(html.contains(r#"<span class="muted">(process)</span>: resident memory keeps growing"#));
+    assert!(!html.contains("/routes/%28process%29"), "{html}");
+    assert!(html.contains("No routes yet"), "no route made up for it");
+    let html = page(&format!("{base}/alerts")).await;
+    let open = row(&html, "memory_growth</code>");
+    assert!(
+        open.contains(r#"<td><span class="muted">(process)</span></td>"#),
+        "{open}"
+    );
+    assert!(!open.contains("<a "), "{open}");
+    assert!(open.contains("growth_bytes = 314572800"), "{open}");
+    let route = get(&format!("{base}/routes/%28process%29")).await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+
+    let html = page(&format!("{base}/health")).await;
+    assert!(html.contains(r#"<table id="process" class="counts">"#));
+    let rss = row(&html, "<th>rss_bytes</th>");
+    assert!(rss.contains(r#"<td class="num">173 MiB</td>"#), "{rss}");
+    let v = get(&format!("{base}/api/health")).await.json();
+    assert_eq!(v["health"]["rss_bytes"], 181_403_648);
+
+    // Resolved, it moves to the resolved list; still no route.
+    let at = rfc3339(now() - Duration::from_secs(60));
+    history
+        .send(&[growth("resolved", &at, 110_000_000)])
+        .await
+        .unwrap();
+    let log = history.alerts().await.unwrap();
+    assert!(log.open.is_empty(), "{log:?}");
+    assert_eq!(log.resolved.len(), 1);
+    assert_eq!(&*log.resolved[0].route, "(process)");
+    assert!(history.routes().await.unwrap().is_empty());
+    let html = page(&format!("{base}/alerts")).await;
+    assert!(row(&html, "memory_growth</code>").contains(r#"<span class="muted">(process)</span>"#));
+
+    // A platform that does not tell: a dash.
+    let history = MemoryHistory::new();
+    let health = report(json!({
+        "type": "health", "at": rfc3339(now()), "enqueued": 0, "dropped_full": 0,
+        "dropped_closed": 0, "sent": 0, "failed": 0, "batches": 0, "alerts": 0,
+        "sink_panics": 0, "watcher_panics": 0, "queue_depth": 0, "rss_bytes": null, "sinks": [],
+    }));
+    history.send(&[health]).await.unwrap();
+    let base = dashboard(&history, Auth::bearer(TOKEN)).await;
+    let html = page(&format!("{base}/health")).await;
+    let rss = row(&html, "<th>rss_bytes</th>");
+    assert!(rss.contains(r#"<td class="num">–</td>"#), "{rss}");
+    assert!(rss.contains("this platform does not tell"), "{rss}");
+}
+
 #[tokio::test]
 async fn json_api() {
     let f = fixture().await;

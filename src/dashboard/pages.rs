@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     history::{DeliveryFilter, History, Recorded, RouteEntry},
-    watch::{Alert, AlertState},
+    watch::{Alert, AlertState, PROCESS_ROUTE},
     FieldValue,
 };
 
@@ -379,7 +379,7 @@ fn overview_body(page: &Page<'_>, v: &view::Overview) -> Markup {
                         li {
                             span class={ "badge sev-" (a.severity.as_str()) } { (a.severity.as_str()) }
                             " "
-                            a href=(page.route_link(&a.route)) { (a.route) }
+                            (alert_route(page, a))
                             ": " (a.kind.describe()) " (" code { (a.kind.as_str()) } "), opened "
                             (page.when(a.opened_at))
                         }
@@ -787,6 +787,14 @@ fn alerts_body(page: &Page<'_>, v: &view::AlertsView) -> Markup {
     }
 }
 
+/// An alert's route: a link to its page, or a process-wide alert's name, which has no page.
+fn alert_route(page: &Page<'_>, a: &Alert) -> Markup {
+    html! {
+        @if &*a.route == PROCESS_ROUTE { span class="muted" { (a.route) } }
+        @else { a href=(page.route_link(&a.route)) { (a.route) } }
+    }
+}
+
 fn alert_table(page: &Page<'_>, v: &view::AlertsView, alerts: &[Alert], id: &str) -> Markup {
     let resolved = alerts
         .first()
@@ -804,7 +812,7 @@ fn alert_table(page: &Page<'_>, v: &view::AlertsView, alerts: &[Alert], id: &str
                 tbody {
                     @for a in alerts {
                         tr {
-                            td { a href=(page.route_link(&a.route)) { (a.route) } }
+                            td { (alert_route(page, a)) }
                             td { code { (a.kind.as_str()) } br; span class="muted" { (a.kind.describe()) } }
                             td { span class={ "badge sev-" (a.severity.as_str()) } { (a.severity.as_str()) } }
                             td { (page.when_cell(a.opened_at)) }
@@ -848,6 +856,17 @@ fn health_body(page: &Page<'_>, v: &view::HealthView) -> Markup {
                             th { (name) }
                             td class="num" { (value) }
                             td class="muted" { (meaning) }
+                        }
+                    }
+                }
+                h2 { "Process" }
+                table id="process" class="counts" {
+                    tr {
+                        th { "rss_bytes" }
+                        td class="num" { (opt(h.rss_bytes.map(view::mebibytes))) }
+                        td class="muted" {
+                            @if h.rss_bytes.is_some() { "resident memory when the report was taken" }
+                            @else { "resident memory: this platform does not tell" }
                         }
                     }
                 }

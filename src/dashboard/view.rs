@@ -669,6 +669,12 @@ pub(crate) fn latency(d: Duration) -> String {
     format!("{} {unit}", significant(value))
 }
 
+/// A size in MiB, with three significant digits below 100 MiB: `0.5 MiB`, `12.3 MiB`,
+/// `1536 MiB`.
+pub(crate) fn mebibytes(bytes: u64) -> String {
+    format!("{} MiB", significant(bytes as f64 / (1u64 << 20) as f64))
+}
+
 /// `value` with up to three significant digits, trailing zeros dropped: `1.25`, `12.3`, `850`.
 pub(crate) fn significant(value: f64) -> String {
     let decimals = if value >= 100.0 {
@@ -925,6 +931,9 @@ mod tests {
         assert_eq!(latency(Duration::from_millis(1250)), "1.25 s");
         assert_eq!(latency(Duration::from_secs(10)), "10 s");
         assert_eq!(latency(Duration::from_micros(991)), "991 µs");
+        assert_eq!(mebibytes(512 << 10), "0.5 MiB");
+        assert_eq!(mebibytes(12_940_000), "12.3 MiB");
+        assert_eq!(mebibytes(1536 << 20), "1536 MiB");
         assert_eq!(ago(now() - Duration::from_secs(190), now()), "3 min ago");
         assert_eq!(ago(now() + Duration::from_secs(5), now()), "in 5 s");
         assert_eq!(percent(Some(0.995)), "99.5 %");
