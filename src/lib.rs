@@ -29,9 +29,10 @@
 //!
 //! On top of the reports, the reporter's worker runs [watchers](watch) per route: spikes,
 //! drops and silence (with quiet hours), deliveries that are all rejected, retry storms, failure
-//! rates, and p95 latency near the provider's timeout or creeping above its baseline. Their
-//! alerts are reports too ([`Report::Alert`]), sent once when they open and once when they
-//! resolve.
+//! rates, and p95 latency near the provider's timeout or creeping above its baseline; and for
+//! the whole process, resident memory that keeps growing ([memory watch](watch::MemoryWatch)).
+//! Their alerts are reports too ([`Report::Alert`]), sent once when they open and once when
+//! they resolve.
 //!
 //! # Example
 //!
