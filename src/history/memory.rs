@@ -299,7 +299,7 @@ impl Sink for MemoryHistory {
             match report {
                 Report::Delivery(d) => state.route(d.delivery.route()).record(d, limits),
                 Report::Alert(alert) => state.alert(alert, limits),
-                Report::Health(health) => state.health = Some(health.clone()),
+                Report::Health(health) => state.health = Some((**health).clone()),
             }
         }
         Ok(())

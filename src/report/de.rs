@@ -827,7 +827,7 @@ impl Slots {
         Ok(match self.report_type()? {
             ReportType::Delivery => Report::Delivery(self.delivery()?),
             ReportType::Alert => Report::Alert(self.alert()?),
-            ReportType::Health => Report::Health(self.health()?),
+            ReportType::Health => Report::Health(Box::new(self.health()?)),
         })
     }
 
@@ -1851,8 +1851,8 @@ mod tests {
                 rss_bytes,
                 ..health(sinks)
             };
-            let back = match round_trip(&Report::Health(report.clone())) {
-                Report::Health(h) => h,
+            let back = match round_trip(&Report::Health(Box::new(report.clone()))) {
+                Report::Health(h) => *h,
                 other => panic!("not a health report: {other:?}"),
             };
             assert_eq!(
@@ -2160,9 +2160,11 @@ mod tests {
                 "missing field `enqueued`",
             ),
             (
-                serde_json::to_string(&Report::Health(health(vec![SinkHealth::new("s")])))
-                    .unwrap()
-                    .replace("\"down\":false,", ""),
+                serde_json::to_string(&Report::Health(Box::new(health(vec![SinkHealth::new(
+                    "s",
+                )]))))
+                .unwrap()
+                .replace("\"down\":false,", ""),
                 "missing field `down`",
             ),
             ("[]".to_owned(), "invalid type: sequence, expected a report"),
@@ -2174,7 +2176,7 @@ mod tests {
             assert!(got.contains(want), "{text}\n  gave: {got}\n  want: {want}");
         }
         // The type must be the one asked for.
-        let text = serde_json::to_string(&Report::Health(health(vec![]))).unwrap();
+        let text = serde_json::to_string(&Report::Health(Box::new(health(vec![])))).unwrap();
         let err = serde_json::from_str::<DeliveryReport>(&text).unwrap_err();
         assert!(err.to_string().contains("expected delivery"), "{err}");
     }
@@ -2205,7 +2207,7 @@ mod tests {
                 at: at(0),
                 figures: figures(AlertKind::NearTimeout),
             }),
-            Report::Health(health(vec![SinkHealth::new("s")])),
+            Report::Health(Box::new(health(vec![SinkHealth::new("s")]))),
         ];
         let mut parsed = 0;
         for report in &reports {

@@ -128,7 +128,10 @@ pub enum Report {
     /// An alert a [watcher](crate::watch) opened or resolved.
     Alert(Alert),
     /// The reporter's own counters and its sinks', sent periodically: monitor the monitor.
-    Health(HealthReport),
+    ///
+    /// Boxed: a health report goes out once a minute, while every delivery's report is moved
+    /// through the queue, and a `Report` larger than 128 bytes is moved with a `memcpy` call.
+    Health(Box<HealthReport>),
 }
 
 impl Report {
@@ -324,6 +327,7 @@ pub struct HealthReport {
     /// The process's resident memory (RSS) in bytes, read when the report was built; `None`
     /// where the platform does not tell (Linux and macOS do). The
     /// [memory watch](crate::watch::MemoryWatch) samples the same figure once a minute.
+    ///
     pub rss_bytes: Option<u64>,
 }
 
@@ -502,5 +506,20 @@ impl fmt::Display for DeliveryReport {
             write!(f, " reason={reason:?}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every report travels the queue by value (pushed, popped, batched). Up to 128 bytes the
+    /// compiler moves it inline; past that, with a `memcpy` call each time: an unboxed
+    /// `HealthReport` of 128 bytes made it 136, and cost about 145 instructions more per
+    /// delivery (callgrind, `monitored`).
+    #[test]
+    fn a_report_is_moved_inline() {
+        let size = std::mem::size_of::<Report>();
+        assert!(size <= 128, "a Report is {size} bytes");
     }
 }

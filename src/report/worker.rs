@@ -131,12 +131,12 @@ pub(super) async fn run<K: Sink>(
                 let panics = &shared.counters.sink_panics;
                 let sinks = guarded(|| sink.health(), panics, "a sink's health", &mut warnings);
                 let sinks = sinks.unwrap_or_default();
-                batch.push(Report::Health(HealthReport {
+                batch.push(Report::Health(Box::new(HealthReport {
                     at: (config.clock)(),
                     reporter,
                     sinks,
                     rss_bytes: resident_bytes(),
-                }));
+                })));
                 deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 continue;
             }
