@@ -43,11 +43,23 @@ async fn handler() -> StatusCode {
     StatusCode::OK
 }
 
-fn now() -> u64 {
-    SystemTime::now()
+/// Posts `body` to the monitored route, signed with `secret` as Stripe signs, and waits for
+/// its report.
+async fn send_signed(m: &common::Monitored, secret: &str, body: &'static [u8]) -> StatusCode {
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs()
+        .as_secs();
+    let headers = webhook_monitor::testing::stripe(secret, body, now);
+    let signature = headers["stripe-signature"].to_str().unwrap();
+    let (status, _) = send(
+        &m.url("/hook"),
+        full(body),
+        &[("stripe-signature", signature)],
+    )
+    .await;
+    m.report(1).await;
+    status
 }
 
 #[tokio::test]
@@ -57,16 +69,7 @@ async fn a_handlers_events_carry_the_verified_delivery_and_the_span_closes_with_
     let m = monitored(Policy::stripe(SECRET), app).await;
     let body =
         br#"{"id":"evt_span_1","object":"event","type":"invoice.paid","created":1700000000}"#;
-    let headers = webhook_monitor::testing::stripe(SECRET, body, now());
-    let signature = headers["stripe-signature"].to_str().unwrap();
-    let (status, _) = send(
-        &m.url("/hook"),
-        full(&body[..]),
-        &[("stripe-signature", signature)],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    m.report(1).await;
+    assert_eq!(send_signed(&m, SECRET, body).await, StatusCode::OK);
 
     let logs = logs.text();
     let event = line(&logs, "handler ran");
@@ -91,16 +94,8 @@ async fn a_rejected_delivery_closes_its_span_with_the_reason_and_no_unverified_i
     let app = Router::new().route("/hook", post(handler));
     let m = monitored(Policy::stripe(SECRET), app).await;
     let body = br#"{"id":"evt_forged","type":"invoice.paid"}"#;
-    let headers = webhook_monitor::testing::stripe("whsec_someone_else", body, now());
-    let signature = headers["stripe-signature"].to_str().unwrap();
-    let (status, _) = send(
-        &m.url("/hook"),
-        full(&body[..]),
-        &[("stripe-signature", signature)],
-    )
-    .await;
+    let status = send_signed(&m, "whsec_someone_else", body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    m.report(1).await;
 
     let logs = logs.text();
     assert!(!logs.contains("handler ran"), "{logs}");
