@@ -382,84 +382,92 @@ mod memory {
 
 #[cfg(feature = "redis")]
 mod redis {
-    use webhook_monitor::dedupe::RedisStore;
+    use super::{common::redis::Backend, *};
 
-    use super::*;
-
-    /// A store on `REDIS_URL` with a key prefix of its own, or `None` (and why) without Redis.
-    async fn store(prefix: &str) -> Option<RedisStore> {
-        let Ok(url) = std::env::var("REDIS_URL") else {
-            eprintln!("skipped: REDIS_URL is not set (CI sets it)");
-            return None;
-        };
-        Some(
-            RedisStore::connect(url.as_str())
-                .await
-                .unwrap()
-                .key_prefix(prefix.to_owned()),
-        )
+    /// A store on `backend` with a key prefix of its own, or `None` (and why) without it.
+    async fn store(backend: Backend) -> Option<webhook_monitor::dedupe::RedisStore> {
+        common::redis::store(backend, &(unique("wm-test") + ":")).await
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn exactly_once_across_two_instances() {
-        // Two instances, two connections, one Redis.
+    /// Runs each test below on one Redis and on a Redis Cluster: `node::test` and
+    /// `cluster::test`.
+    macro_rules! on_each_backend {
+        ($(#[$test:meta] $name:ident,)*) => {
+            on_each_backend!(@ node, Node, $(#[$test] $name,)*);
+            on_each_backend!(@ cluster, Cluster, $(#[$test] $name,)*);
+        };
+        (@ $module:ident, $backend:ident, $(#[$test:meta] $name:ident,)*) => {
+            mod $module {
+                $(
+                    #[$test]
+                    async fn $name() {
+                        super::$name(super::Backend::$backend).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    on_each_backend! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)] exactly_once_across_two_instances,
+        #[tokio::test] a_failure_is_retried_and_a_success_is_final,
+        #[tokio::test] a_cancelled_delivery_is_released,
+        #[tokio::test] without_an_id_the_body_is_the_key,
+        #[tokio::test] a_claim_outlives_a_handler_longer_than_its_ttl,
+        #[tokio::test] a_signed_body_replayed_under_fresh_ids_runs_once,
+    }
+
+    async fn exactly_once_across_two_instances(backend: Backend) {
+        // Two instances, two connections, one Redis (or one cluster).
         let prefix = unique("wm-test") + ":";
-        let (Some(a), Some(b)) = (store(&prefix).await, store(&prefix).await) else {
+        let (Some(a), Some(b)) = (
+            common::redis::store(backend, &prefix).await,
+            common::redis::store(backend, &prefix).await,
+        ) else {
             return;
         };
         super::exactly_once_across_two_instances(policy(a), policy(b), &unique("evt")).await;
     }
 
-    #[tokio::test]
-    async fn a_failure_is_retried_and_a_success_is_final() {
-        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+    async fn a_failure_is_retried_and_a_success_is_final(backend: Backend) {
+        let Some(s) = store(backend).await else {
             return;
         };
         super::a_failure_is_retried_and_a_success_is_final(policy(s), "evt_1").await;
     }
 
-    #[tokio::test]
-    async fn a_cancelled_delivery_is_released() {
-        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+    async fn a_cancelled_delivery_is_released(backend: Backend) {
+        let Some(s) = store(backend).await else {
             return;
         };
         super::a_cancelled_delivery_is_released(policy(s), "evt_1").await;
     }
 
-    #[tokio::test]
-    async fn without_an_id_the_body_is_the_key() {
-        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+    async fn without_an_id_the_body_is_the_key(backend: Backend) {
+        let Some(s) = store(backend).await else {
             return;
         };
         super::without_an_id_the_body_is_the_key(policy(s)).await;
     }
 
-    #[tokio::test]
-    async fn a_claim_outlives_a_handler_longer_than_its_ttl() {
-        let Some(s) = store(&(unique("wm-test") + ":")).await else {
+    async fn a_claim_outlives_a_handler_longer_than_its_ttl(backend: Backend) {
+        let Some(s) = store(backend).await else {
             return;
         };
         super::a_claim_outlives_a_handler_longer_than_its_ttl(policy(s), "evt_1").await;
     }
 
-    #[tokio::test]
-    async fn a_signed_body_replayed_under_fresh_ids_runs_once() {
+    async fn a_signed_body_replayed_under_fresh_ids_runs_once(backend: Backend) {
         let prefix = unique("wm-test") + ":";
-        let Some(s) = store(&prefix).await else {
+        let Some(s) = common::redis::store(backend, &prefix).await else {
             return;
         };
         super::a_signed_body_replayed_under_fresh_ids_runs_once(s).await;
-        let url = std::env::var("REDIS_URL").unwrap();
-        let mut conn = ::redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
+        let keys: Vec<String> = common::redis::keys_per_node(backend, &prefix)
             .await
-            .unwrap();
-        let keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+            .into_iter()
+            .flat_map(|(_, keys)| keys)
+            .collect();
         assert_eq!(
             keys.len(),
             1,

@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod recorder;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
