@@ -302,11 +302,11 @@ async fn cached_scripts(node: &mut redis::aio::MultiplexedConnection) -> usize {
 
 /// A node that hangs (`CLIENT PAUSE 3000 ALL`: it holds every client's commands for 3 s, as a
 /// hung node would, and keeps its place in the cluster): operations on its keys fail with a
-/// timeout instead of hanging, operations on the other nodes' keys go on; once it answers
-/// again, so do its keys.
+/// timeout instead of hanging, operations on the other nodes' keys go on, even on nodes that
+/// lost their scripts meanwhile; once it answers again, so do its keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_times_out_on_its_own_keys_and_the_others_go_on() {
-    let Some((_, _, target)) = local_cluster() else {
+    let Some((_, ports, target)) = local_cluster() else {
         return;
     };
     let Some((store, prefix)) = store("hung").await else {
@@ -340,6 +340,17 @@ async fn a_hung_node_times_out_on_its_own_keys_and_the_others_go_on() {
     }
     for key in &others {
         assert!(store.renew(key, token, TTL).await.unwrap(), "renew {key}");
+    }
+    // Nor do nodes that lost their scripts meanwhile wait for the hung one.
+    for &other in ports.iter().filter(|&&p| p != port) {
+        redis_cli(other, &["script", "flush"]).unwrap();
+    }
+    for key in &others {
+        let renewed = store.renew(key, token, TTL).await;
+        assert!(
+            matches!(renewed, Ok(true)),
+            "renew {key} after SCRIPT FLUSH: {renewed:?}"
+        );
     }
     let err = claim(&store, &theirs[0], Token::random()).await;
     assert!(err.is_err(), "{err:?}");

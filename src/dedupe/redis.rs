@@ -11,8 +11,8 @@ use ::redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script,
-    ScriptInvocation, Value,
+    Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    Script, ServerErrorKind, Value,
 };
 
 use super::{Claim, DedupeStore, StoreError, StoreFuture, Token};
@@ -92,10 +92,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM_LUA));
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(COMPLETE_LUA));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
+static CLAIM: LazyLock<Lua> = LazyLock::new(|| Lua::new(CLAIM_LUA));
+static COMPLETE: LazyLock<Lua> = LazyLock::new(|| Lua::new(COMPLETE_LUA));
+static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(RELEASE_LUA));
+static RENEW: LazyLock<Lua> = LazyLock::new(|| Lua::new(RENEW_LUA));
+
+/// One of the store's scripts: its source, for `EVAL`, and its SHA-1, for `EVALSHA`.
+struct Lua {
+    source: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Self {
+        let hash = Script::new(source).get_hash().to_owned();
+        Self { source, hash }
+    }
+}
 
 /// A [`DedupeStore`] in Redis, shared by every instance of an application (feature `redis`):
 /// one Redis, or a Redis Cluster.
@@ -106,7 +119,7 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
 /// [`ClusterConnection`](::redis::cluster_async::ClusterConnection) (see
 /// [Redis Cluster](#redis-cluster)). Each operation is one Lua script, so it is atomic across
 /// the fleet and costs one round trip (`EVALSHA`; after Redis lost its script cache, the first
-/// call per script also loads it, once).
+/// call per script sends the script's source instead, with `EVAL`, once).
 ///
 /// # Storage
 ///
@@ -144,8 +157,11 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW_LUA));
 ///   next `}` of a key name, so braces there would put those keys in one slot.
 /// - **Scripts.** Each node has its own script cache. A node that does not know a script (a
 ///   new node, a restart, a replica promoted, `SCRIPT FLUSH`) answers `NOSCRIPT` to `EVALSHA`;
-///   redis-rs then loads the script with `SCRIPT LOAD`, which the cluster client sends to
-///   every node, and runs it again: once per script, as on one Redis.
+///   the store then sends the same call with the script's source (`EVAL`), to the key's node
+///   only, which caches the script for the next calls: once per script and node. (redis-rs's
+///   own [`Script`](::redis::Script) would load it with `SCRIPT LOAD`, which the cluster
+///   client sends to every node: while one node hangs, every `NOSCRIPT` on the others would
+///   wait for it and time out.)
 /// - **Failover and resharding.** The cluster client follows `MOVED` and `ASK` redirections
 ///   (and reloads its slot map after a `MOVED`), reconnects to nodes that dropped and
 ///   rediscovers the topology from the nodes it knows; all of that within the operation's
@@ -370,19 +386,38 @@ impl RedisStore {
         full
     }
 
-    /// Runs one script invocation, bounded by the timeout.
+    /// Runs `script` on `key` (under the prefix) with the arguments `args` writes, bounded by
+    /// the timeout.
     async fn run(
         &self,
         op: &'static str,
-        invocation: ScriptInvocation<'static>,
+        script: &Lua,
+        key: &str,
+        args: impl Fn(&mut Cmd),
     ) -> Result<Value, StoreError> {
+        let key = self.key(key);
+        let call = |verb: &str, script: &str| {
+            let mut cmd = ::redis::cmd(verb);
+            cmd.arg(script).arg(1).arg(&key);
+            args(&mut cmd);
+            cmd
+        };
         let mut connection = self.connection.clone();
         let attempt = async {
-            match invocation.invoke_async::<Value>(&mut connection).await {
+            let evalsha = call("EVALSHA", &script.hash);
+            let result = match evalsha.query_async(&mut connection).await {
                 // A refused connection sent nothing: the manager is reconnecting now, so one
                 // more try on the fresh connection is safe, and succeeds once Redis is back.
-                Err(e) if e.is_connection_refusal() => {
-                    invocation.invoke_async::<Value>(&mut connection).await
+                Err(e) if e.is_connection_refusal() => evalsha.query_async(&mut connection).await,
+                other => other,
+            };
+            match result {
+                // The key's node lost its script cache (a restart, a new node, `SCRIPT FLUSH`):
+                // the source goes with the call to that node only, which caches it.
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    call("EVAL", script.source)
+                        .query_async(&mut connection)
+                        .await
                 }
                 other => other,
             }
@@ -480,13 +515,14 @@ impl DedupeStore for RedisStore {
     ) -> StoreFuture<'a, Claim> {
         StoreFuture::new(async move {
             let now = millis_since_epoch(now)?;
-            let mut invocation = CLAIM.prepare_invoke();
-            invocation
-                .key(self.key(key))
-                .arg(token_arg(token).as_str())
-                .arg(now)
-                .arg(ttl_millis(in_flight_ttl));
-            let value = self.run("claim", invocation).await?;
+            let token = token_arg(token);
+            let value = self
+                .run("claim", &CLAIM, key, |call| {
+                    call.arg(token.as_str())
+                        .arg(now)
+                        .arg(ttl_millis(in_flight_ttl));
+                })
+                .await?;
             parse_claim(&value).ok_or_else(|| malformed("claim", &value))
         })
     }
@@ -500,13 +536,12 @@ impl DedupeStore for RedisStore {
     ) -> StoreFuture<'a, bool> {
         StoreFuture::new(async move {
             let now = millis_since_epoch(now)?;
-            let mut invocation = COMPLETE.prepare_invoke();
-            invocation
-                .key(self.key(key))
-                .arg(token_arg(token).as_str())
-                .arg(now)
-                .arg(ttl_millis(window));
-            let value = self.run("complete", invocation).await?;
+            let token = token_arg(token);
+            let value = self
+                .run("complete", &COMPLETE, key, |call| {
+                    call.arg(token.as_str()).arg(now).arg(ttl_millis(window));
+                })
+                .await?;
             parse_bool(&value).ok_or_else(|| malformed("complete", &value))
         })
     }
@@ -518,12 +553,12 @@ impl DedupeStore for RedisStore {
         window: Duration,
     ) -> StoreFuture<'a, bool> {
         StoreFuture::new(async move {
-            let mut invocation = RELEASE.prepare_invoke();
-            invocation
-                .key(self.key(key))
-                .arg(token_arg(token).as_str())
-                .arg(ttl_millis(window));
-            let value = self.run("release", invocation).await?;
+            let token = token_arg(token);
+            let value = self
+                .run("release", &RELEASE, key, |call| {
+                    call.arg(token.as_str()).arg(ttl_millis(window));
+                })
+                .await?;
             parse_bool(&value).ok_or_else(|| malformed("release", &value))
         })
     }
@@ -535,12 +570,12 @@ impl DedupeStore for RedisStore {
         in_flight_ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         StoreFuture::new(async move {
-            let mut invocation = RENEW.prepare_invoke();
-            invocation
-                .key(self.key(key))
-                .arg(token_arg(token).as_str())
-                .arg(ttl_millis(in_flight_ttl));
-            let value = self.run("renew", invocation).await?;
+            let token = token_arg(token);
+            let value = self
+                .run("renew", &RENEW, key, |call| {
+                    call.arg(token.as_str()).arg(ttl_millis(in_flight_ttl));
+                })
+                .await?;
             parse_bool(&value).ok_or_else(|| malformed("renew", &value))
         })
     }
@@ -1290,6 +1325,22 @@ mod tests {
                 err.to_string().contains("redis complete: unexpected reply"),
                 "{store:?}: {err}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_script_missing_from_redis_is_sent_with_the_call() {
+        // `EVALSHA` finds no script; `EVAL` answers; `SCRIPT LOAD` would never be answered.
+        let addr = fake_redis(|name| match name {
+            b"EVALSHA" => Some(b"-NOSCRIPT No matching script. Please use EVAL.\r\n"),
+            b"EVAL" => Some(b":1\r\n"),
+            _ => None,
+        })
+        .await;
+        for store in fake_stores(addr).await {
+            let store = store.timeout(Duration::from_millis(500));
+            let renewed = store.renew("k", Token::random(), IN_FLIGHT).await;
+            assert!(matches!(renewed, Ok(true)), "{store:?}: {renewed:?}");
         }
     }
 
