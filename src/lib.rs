@@ -89,7 +89,8 @@
 //!
 //! - `axum`: [`Delivery`] as an axum extractor and [`Mark`] usable in a handler's return tuple.
 //! - `asymmetric`: Discord (Ed25519) and SendGrid (ECDSA P-256) signatures.
-//! - `redis`: [`dedupe::RedisStore`], dedupe shared across instances.
+//! - `redis`: [`dedupe::RedisStore`], dedupe shared across instances, on one Redis or a Redis
+//!   Cluster.
 //! - `http`: [`report::http`], sinks that ship reports over HTTP (any JSON endpoint, a
 //!   Seiri-style monitor, Healthchecks.io-style pings, Slack), with retries, backoff and a
 //!   circuit breaker; reqwest on rustls (*ring*).

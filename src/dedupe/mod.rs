@@ -9,7 +9,7 @@
 //! process died mid-handler.
 //!
 //! [`MemoryStore`] is the embedded default; `RedisStore` (feature `redis`) shares the state
-//! across a fleet.
+//! across a fleet, on one Redis or a Redis Cluster.
 
 mod hold;
 mod key;
