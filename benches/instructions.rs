@@ -2,7 +2,8 @@
 //! deterministic where wall-clock time is not). `scripts/instructions.sh` runs it twice per
 //! variant and divides the difference by the difference in requests, which cancels setup.
 //!
-//! Usage: `instructions <variant> <requests>`; variants as in `benches/support/mod.rs`, or
+//! Usage: `instructions <variant> <requests>`; variants as in `benches/support/mod.rs` (with
+//! `-50k` appended, the 50 KiB Stripe-shaped event instead of the 2 KiB one), or
 //! `verify-raw`, `verify-stripe`, `verify-sw`, `verify-reference` (one signature check of a
 //! 2 KiB body per iteration: raw HMAC-SHA256, the Stripe and Standard Webhooks schemes, and the
 //! reference `standardwebhooks` crate), `peek-new`, `peek-serde` (one `peek` of the 2 KiB body
@@ -36,7 +37,14 @@ fn main() {
         return peek_body(which, n);
     }
     let rt = support::runtime();
-    let body = support::payload();
+    // `<variant>-50k`: the variant with the 50 KiB Stripe-shaped event instead of the 2 KiB one.
+    let (variant, body) = match variant.strip_suffix("-50k") {
+        Some(v) => (
+            v.to_owned(),
+            bytes::Bytes::from(support::stripe_event(50 * 1024)),
+        ),
+        None => (variant, support::payload()),
+    };
     let _subscriber = support::subscriber(&variant);
     rt.block_on(async {
         let (router, guard) = support::build(&variant).await;

@@ -5,7 +5,8 @@
 //! only), `hanging` (reporting to a sink that never answers), `stripe` (+ Stripe verification),
 //! `full` (+ memory dedupe), `full-hanging` (full, with the hanging sink), `full-redis` (+ Redis
 //! dedupe, feature `redis`, `REDIS_URL`), `hand` (no layer: the handler verifies the Stripe
-//! signature itself, as users write it by hand), and `full-http` / `full-http-hanging` (full,
+//! signature itself, as users write it by hand), `hand-full` (no layer: the handler does by hand
+//! what `full` does, issue #19's fair baseline), and `full-http` / `full-http-hanging` (full,
 //! reporting through a `Fanout` into a real `JsonHttpSink` posting to a backend on 127.0.0.1
 //! that answers `200`, or that accepts connections and never answers; feature `http`).
 
@@ -82,6 +83,7 @@ async fn app(variant: &str) -> Router {
             route.layer(layer(stripe().dedupe(store), false))
         }
         "hand" => hand::router(),
+        "hand-full" => hand::full_router(),
         #[cfg(feature = "http")]
         "full-http" | "full-http-hanging" => {
             let url = http_backend(variant == "full-http-hanging");

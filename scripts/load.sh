@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-4}
-VARIANTS=${VARIANTS:-bare trace report hanging stripe hand full full-hanging}
+VARIANTS=${VARIANTS:-bare trace report hanging stripe hand hand-full full full-hanging}
 CONCURRENCY=${CONCURRENCY:-1 32 256}
 BODIES=${BODIES:-2048 51200}
 cargo build --release --all-features --example load_server --example load_gen >/dev/null 2>&1

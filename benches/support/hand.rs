@@ -1,7 +1,12 @@
-//! The variant users write instead of the layer: an axum handler that verifies the Stripe
-//! signature itself. Shared by the in-process benchmarks and the load harness's server.
+//! The variants users write instead of the layer: an axum handler that verifies the Stripe
+//! signature itself (`hand`), and one that does by hand what the layer does (`hand-full`, issue
+//! #19's fair baseline). Shared by the in-process benchmarks and the load harness's server.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{extract::State, http::HeaderMap, http::StatusCode, routing::post, Router};
 use bytes::Bytes;
@@ -25,11 +30,100 @@ async fn verify_by_hand(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    if verified(&key, &headers, &body) {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
+}
+
+/// The `/hook` route doing by hand what the layer's `full` variant does (issue #19): verify the
+/// Stripe signature, read `id`, `type` and `created` with a `#[derive(Deserialize)]` struct,
+/// dedupe on the delivery id in a `Mutex<HashMap>` with expiry, and emit one `tracing` event
+/// with the timings.
+pub fn full_router() -> Router {
+    let key = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key");
+    let state = Arc::new(Hand {
+        key,
+        seen: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/hook", post(full_by_hand))
+        .with_state(state)
+}
+
+/// `hand-full`'s state: the pre-keyed HMAC and the ids seen, with when.
+struct Hand {
+    key: hmac::Hmac<sha2::Sha256>,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long an id counts as seen, as the layer's default dedupe window.
+const WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Past this many ids, the expired ones are swept (a careful user bounds the map).
+const SWEEP_AT: usize = 100_000;
+
+/// The fields a handler reads from a Stripe event; serde skips the rest.
+#[derive(serde::Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    created: i64,
+}
+
+async fn full_by_hand(
+    State(hand): State<Arc<Hand>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let start = Instant::now();
+    if !verified(&hand.key, &headers, &body) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(event) = serde_json::from_slice::<Event>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let verified_in = start.elapsed();
+    // The harness sends the delivery id in a header, as the layer's `full` variant reads it.
+    let Some(id) = headers.get("x-delivery-id").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    {
+        let mut seen = hand
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= SWEEP_AT {
+            seen.retain(|_, at| at.elapsed() < WINDOW);
+        }
+        match seen.get(id) {
+            Some(at) if at.elapsed() < WINDOW => return StatusCode::OK, // a duplicate
+            _ => {
+                seen.insert(id.to_owned(), start);
+            }
+        }
+    }
+    tracing::info!(
+        delivery_id = id,
+        event_id = %event.id,
+        event_type = %event.kind,
+        created = event.created,
+        verify_us = verified_in.as_micros() as u64,
+        total_us = start.elapsed().as_micros() as u64,
+        "webhook processed"
+    );
+    StatusCode::OK
+}
+
+/// Whether the `Stripe-Signature` header signs `body` with `key`: a `v1` that matches in
+/// constant time, with a timestamp within 5 minutes.
+fn verified(key: &hmac::Hmac<sha2::Sha256>, headers: &HeaderMap, body: &[u8]) -> bool {
     let Some(header) = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
     else {
-        return StatusCode::UNAUTHORIZED;
+        return false;
     };
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -41,26 +135,22 @@ async fn verify_by_hand(
         }
     }
     let Some(t) = timestamp else {
-        return StatusCode::UNAUTHORIZED;
+        return false;
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if now.abs_diff(t) > 300 {
-        return StatusCode::UNAUTHORIZED;
+        return false;
     }
     let mut mac = key.clone();
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
-    mac.update(&body);
+    mac.update(body);
     let expected = mac.finalize().into_bytes();
     let mut decoded = [0u8; 32];
-    for s in signatures {
-        if hex::decode_to_slice(s, &mut decoded).is_ok()
+    signatures.into_iter().any(|s| {
+        hex::decode_to_slice(s, &mut decoded).is_ok()
             && subtle::ConstantTimeEq::ct_eq(&decoded[..], &expected[..]).into()
-        {
-            return StatusCode::OK;
-        }
-    }
-    StatusCode::UNAUTHORIZED
+    })
 }

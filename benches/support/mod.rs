@@ -46,8 +46,10 @@ pub fn subscriber(variant: &str) -> Option<tracing::subscriber::DefaultGuard> {
 }
 
 /// The load harness's variants (`examples/load_server.rs`), in-process: Stripe verification,
-/// then memory dedupe on top (the full layer), and verifying by hand without the layer.
-pub const STRIPE_VARIANTS: [&str; 3] = ["stripe", "full", "hand"];
+/// then memory dedupe on top (the full layer), verifying by hand without the layer, and doing
+/// by hand what `full` does (`hand-full`: verify, a serde derive of `id`, `type` and `created`,
+/// a `Mutex<HashMap>` dedupe, one `tracing` event).
+pub const STRIPE_VARIANTS: [&str; 4] = ["stripe", "full", "hand", "hand-full"];
 
 /// The dedupe variants: no dedupe, the memory store (empty, and full: every claim of a new key
 /// evicts one, as in production once a dedupe window's deliveries fill it), and (feature
@@ -157,6 +159,7 @@ pub async fn build(variant: &str) -> (Router, Option<ReporterGuard>) {
             (router, Some(guard))
         }
         "hand" => return (hand::router(), None),
+        "hand-full" => return (hand::full_router(), None),
         other => panic!(
             "unknown variant {other}; one of {VARIANTS:?}, {STRIPE_VARIANTS:?} or {DEDUPE_VARIANTS:?}"
         ),
