@@ -196,6 +196,7 @@ async fn scripted_server() -> SocketAddr {
     let history = MemoryHistory::new();
     let (reporter, guard) = Reporter::builder()
         .linger(Duration::from_millis(1))
+        .health_interval(Some(Duration::from_millis(200)))
         .spawn(history.clone());
     std::mem::forget(guard); // the reporter lives as long as the test's server
     let orders_policy = Policy::custom("orders")
@@ -386,6 +387,17 @@ async fn a_person_sees_routes_counts_failures_and_alerts() {
         "{open}"
     );
     assert_quiet_console(&browser, "alerts page").await;
+
+    // The health page: the reporter's counters and the process's resident memory (a health
+    // report every 200 ms here).
+    browser.goto(&format!("{base}/health")).await.unwrap();
+    let process = text(&browser, "table#process").await;
+    assert!(
+        process.contains("rss_bytes") && process.contains(" MiB"),
+        "{process}"
+    );
+    assert_quiet_console(&browser, "health page").await;
+    screenshot(&browser, "health", 1300).await;
 
     // Live refresh back on, every second: a new delivery shows without a reload, and the
     // script logs no error.
