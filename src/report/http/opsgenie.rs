@@ -201,15 +201,9 @@ fn detail(value: &FieldValue) -> String {
 
 impl Sink for OpsgenieSink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
-        let calls = batch
-            .iter()
-            .filter_map(Report::as_alert)
-            .map(|alert| self.call(alert))
-            .collect();
         self.backend
-            .deliver_in_order(calls)
+            .deliver_alerts(batch, |alert| self.call(alert))
             .await
-            .map_err(SinkError::new)
     }
 
     fn health(&self) -> Vec<SinkHealth> {

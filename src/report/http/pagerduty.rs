@@ -173,18 +173,12 @@ impl PagerDutySink {
 
 impl Sink for PagerDutySink {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
-        let calls = batch
-            .iter()
-            .filter_map(Report::as_alert)
-            .map(|alert| {
+        self.backend
+            .deliver_alerts(batch, |alert| {
                 let body = self.event(alert).to_string();
                 Call::post(self.url.clone(), "application/json", body)
             })
-            .collect();
-        self.backend
-            .deliver_in_order(calls)
             .await
-            .map_err(SinkError::new)
     }
 
     fn health(&self) -> Vec<SinkHealth> {

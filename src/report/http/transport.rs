@@ -24,7 +24,11 @@ use super::{
     retry_after::retry_after,
     tls, HttpSinkError,
 };
-use crate::{report::SinkHealth, BoxError};
+use crate::{
+    report::{Report, SinkError, SinkHealth},
+    watch::Alert,
+    BoxError,
+};
 
 /// Requests one sink runs at once, when a batch needs several.
 const CONCURRENCY: usize = 8;
@@ -276,13 +280,19 @@ impl Backend {
         first
     }
 
-    /// Sends `calls` one after the other, in order (an alert's resolution must not overtake its
-    /// opening), each counted as one accepted report; returns the first error, after every
-    /// call has ended. Those not sent when the `send` is cut short count as failed.
-    pub(super) async fn deliver_in_order(&self, calls: Vec<Call>) -> Result<(), HttpSinkError> {
-        let calls: Vec<_> = calls
-            .into_iter()
-            .map(|call| (call, self.accept(1)))
+    /// Sends one call per alert of `batch` (built by `call`; other reports are ignored), one
+    /// after the other, in order (an alert's resolution must not overtake its opening), each
+    /// counted as one accepted report; returns the first error, after every call has ended.
+    /// Those not sent when the `send` is cut short count as failed.
+    pub(super) async fn deliver_alerts(
+        &self,
+        batch: &[Report],
+        call: impl Fn(&Alert) -> Call,
+    ) -> Result<(), SinkError> {
+        let calls: Vec<_> = batch
+            .iter()
+            .filter_map(Report::as_alert)
+            .map(|alert| (call(alert), self.accept(1)))
             .collect();
         let mut first = Ok(());
         for (call, pending) in calls {
@@ -290,7 +300,7 @@ impl Backend {
             pending.settle(result.is_ok());
             first = first.and(result);
         }
-        first
+        first.map_err(SinkError::new)
     }
 
     /// Sends `call` until it is delivered, refused, or its retry window runs out.
