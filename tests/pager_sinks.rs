@@ -120,6 +120,23 @@ async fn deliver(
         .expect("send ended")
 }
 
+/// The figures of [`opened_then_resolved`]'s alerts.
+const OPENED_FIGURES: &str =
+    r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
+const RESOLVED_FIGURES: &str =
+    r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
+
+/// A batch with a failure-rate alert on `route` that opened (at 1) and the same resolved (at
+/// 3), among reports that are not alerts: a sink sends the two, in order.
+async fn opened_then_resolved(route: &str) -> [Report; 4] {
+    [
+        delivery(),
+        alert("failure_rate", route, "opened", OPENED_FIGURES),
+        health_report().await,
+        alert("failure_rate", route, "resolved", RESOLVED_FIGURES),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------------
 // PagerDuty.
 
@@ -127,17 +144,7 @@ async fn deliver(
 async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_reports() {
     let (backend, addr) = Backend::serve([], 202).await;
     let sink = pagerduty(addr);
-    let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
-    let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
-    let opened = alert("failure_rate", "payments", "opened", figures);
-    let resolved = alert("failure_rate", "payments", "resolved", cleared);
-    // Both in one batch, among reports that are not alerts: sent in order.
-    let batch = [
-        delivery(),
-        opened.clone(),
-        health_report().await,
-        resolved.clone(),
-    ];
+    let batch = opened_then_resolved("payments").await;
     deliver(&sink, &batch).await.unwrap();
 
     let seen = backend.seen();
@@ -163,7 +170,7 @@ async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_re
                 "timestamp": "2026-03-01T10:00:00Z",
                 "component": "payments",
                 "class": "failure_rate",
-                "custom_details": value(figures),
+                "custom_details": value(OPENED_FIGURES),
             },
         })
     );
@@ -360,17 +367,9 @@ fn opsgenie(addr: SocketAddr) -> OpsgenieSink {
 async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_reports() {
     let (backend, addr) = Backend::serve([], 202).await;
     let sink = opsgenie(addr);
-    let figures = r#"{"failure_rate": 0.6, "failed": 12, "handled": 20, "window_minutes": 5}"#;
-    let cleared = r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
     // A `/` in the route: the alias is one path segment all the same.
-    let opened = alert("failure_rate", "checkout/eu", "opened", figures);
-    let resolved = alert("failure_rate", "checkout/eu", "resolved", cleared);
-    let batch = [
-        delivery(),
-        opened.clone(),
-        health_report().await,
-        resolved.clone(),
-    ];
+    let batch = opened_then_resolved("checkout/eu").await;
+    let resolved = &batch[3];
     deliver(&sink, &batch).await.unwrap();
 
     let seen = backend.seen();
@@ -405,11 +404,11 @@ async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_r
         seen[1].json(),
         json!({
             "source": "webhook-monitor",
-            "note": as_alert(&resolved).to_string(),
+            "note": as_alert(resolved).to_string(),
         })
     );
     assert_eq!(
-        as_alert(&resolved).to_string(),
+        as_alert(resolved).to_string(),
         "[critical] checkout/eu: failure rate above threshold (resolved) failure_rate=0.050 \
          failed=1 handled=20 window_minutes=5"
     );
