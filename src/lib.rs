@@ -153,6 +153,8 @@ mod layer;
 mod outcome;
 mod policy;
 pub mod provider;
+#[cfg(feature = "redis")]
+mod redis_link;
 pub mod report;
 mod respond;
 mod service;

@@ -7,30 +7,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ::redis::{
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster::ClusterClient,
-    cluster_async::ClusterConnection,
-    Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    Script, ServerErrorKind, Value,
-};
+use ::redis::{aio::ConnectionManager, cluster::ClusterClient, Client, Cmd, RedisError, Value};
 
 use super::{Claim, DedupeStore, StoreError, StoreFuture, Token};
+use crate::redis_link::{Addr, ConnectError, Connection, Lua, DEFAULT_TIMEOUT};
 
 /// The key prefix when none is set.
 const DEFAULT_PREFIX: &str = "webhook-monitor:";
-/// The per-operation timeout when none is set; also bounds each connection attempt.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Times and TTLs are capped at this many milliseconds (see `clamp_millis`).
 const MAX_MILLIS: u64 = 1 << 53;
-/// Redirections (`MOVED`, `ASK`) and reconnections the cluster client of
-/// [`RedisStore::connect_cluster`] follows in one operation before it gives up.
-const CLUSTER_RETRIES: u32 = 3;
-/// The least and the most the cluster client waits before a retry, in ms. redis-rs's defaults
-/// (1,280 ms at least) outlast the operation's timeout: an operation on a stopped node's keys
-/// would time out instead of failing fast (measured: 1.3 s to 2.6 s per operation).
-const CLUSTER_RETRY_WAIT_MS: [u64; 2] = [10, 100];
-
 /// The most arguments a script call has: the verb, the script, the key count, the key, and
 /// three arguments (an owner token, a time, a TTL).
 const MAX_ARGS: usize = 7;
@@ -100,19 +85,6 @@ static CLAIM: LazyLock<Lua> = LazyLock::new(|| Lua::new(CLAIM_LUA));
 static COMPLETE: LazyLock<Lua> = LazyLock::new(|| Lua::new(COMPLETE_LUA));
 static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(RELEASE_LUA));
 static RENEW: LazyLock<Lua> = LazyLock::new(|| Lua::new(RENEW_LUA));
-
-/// One of the store's scripts: its source, for `EVAL`, and its SHA-1, for `EVALSHA`.
-struct Lua {
-    source: &'static str,
-    hash: String,
-}
-
-impl Lua {
-    fn new(source: &'static str) -> Self {
-        let hash = Script::new(source).get_hash().to_owned();
-        Self { source, hash }
-    }
-}
 
 /// A [`DedupeStore`] in Redis, shared by every instance of an application (feature `redis`):
 /// one Redis, or a Redis Cluster.
@@ -210,24 +182,6 @@ pub struct RedisStore {
     addr: Addr,
 }
 
-/// The connection: to one Redis, or to a Redis Cluster.
-#[derive(Clone)]
-enum Connection {
-    Node(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-/// Where a store connected, as `Debug` shows it.
-#[derive(Clone)]
-enum Addr {
-    /// The store was given a connection.
-    Unknown,
-    /// `host:port` or the socket path of one Redis.
-    Node(Arc<str>),
-    /// The cluster nodes the store was given, as `host:port`.
-    Cluster(Arc<[String]>),
-}
-
 impl RedisStore {
     /// Connects to the Redis at `url`, such as `"redis://127.0.0.1:6379/"` (see
     /// [redis-rs's URL format](https://docs.rs/redis/1/redis/#connection-parameters)).
@@ -247,19 +201,10 @@ impl RedisStore {
     /// for settings a URL cannot carry, build the client from a
     /// [`redis::ConnectionInfo`](::redis::ConnectionInfo).
     pub async fn from_client(client: Client) -> Result<Self, StoreError> {
-        let addr = show_addr(client.get_connection_info().addr());
-        // No retries inside one reconnection: an operation that finds the connection down
-        // triggers a fresh attempt, so errors come fast while Redis is down and the first
-        // operation after it is back succeeds.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(None);
-        let connection =
-            within_connect_timeout(ConnectionManager::new_with_config(client, config)).await?;
+        let (connection, addr) = Connection::node(client).await.map_err(connect_error)?;
         Ok(Self {
-            addr: Addr::Node(addr.into()),
-            ..Self::from_connection_manager(connection)
+            addr,
+            ..Self::with(connection)
         })
     }
 
@@ -301,22 +246,10 @@ impl RedisStore {
     pub async fn connect_cluster(
         urls: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<Self, StoreError> {
-        let nodes = urls
-            .into_iter()
-            .map(|url| url.as_ref().into_connection_info())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::new(Error::Connect(e)))?;
-        let addrs = nodes.iter().map(|node| show_addr(node.addr())).collect();
-        let client = ClusterClient::builder(nodes)
-            .connection_timeout(DEFAULT_TIMEOUT)
-            .retries(CLUSTER_RETRIES)
-            .min_retry_wait(CLUSTER_RETRY_WAIT_MS[0])
-            .max_retry_wait(CLUSTER_RETRY_WAIT_MS[1])
-            .build()
-            .map_err(|e| StoreError::new(Error::Connect(e)))?;
+        let (connection, addr) = Connection::cluster(urls).await.map_err(connect_error)?;
         Ok(Self {
-            addr: Addr::Cluster(addrs),
-            ..Self::from_cluster_client(client).await?
+            addr,
+            ..Self::with(connection)
         })
     }
 
@@ -351,8 +284,8 @@ impl RedisStore {
     /// # }
     /// ```
     pub async fn from_cluster_client(client: ClusterClient) -> Result<Self, StoreError> {
-        let connection = within_connect_timeout(client.get_async_connection()).await?;
-        Ok(Self::with(Connection::Cluster(connection)))
+        let connection = Connection::cluster_client(client).await;
+        Ok(Self::with(connection.map_err(connect_error)?))
     }
 
     fn with(connection: Connection) -> Self {
@@ -409,25 +342,7 @@ impl RedisStore {
             cmd
         };
         let mut connection = self.connection.clone();
-        let attempt = async {
-            let evalsha = call("EVALSHA", &script.hash);
-            let result = match evalsha.query_async(&mut connection).await {
-                // A refused connection sent nothing: the manager is reconnecting now, so one
-                // more try on the fresh connection is safe, and succeeds once Redis is back.
-                Err(e) if e.is_connection_refusal() => evalsha.query_async(&mut connection).await,
-                other => other,
-            };
-            match result {
-                // The key's node lost its script cache (a restart, a new node, `SCRIPT FLUSH`):
-                // the source goes with the call to that node only, which caches it.
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    call("EVAL", script.source)
-                        .query_async(&mut connection)
-                        .await
-                }
-                other => other,
-            }
-        };
+        let attempt = script.run(&mut connection, call);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(StoreError::new(Error::Redis { op, source })),
@@ -439,72 +354,21 @@ impl RedisStore {
     }
 }
 
-/// An address as `Debug` shows it: `host:port` or a socket path, never credentials.
-fn show_addr(addr: &ConnectionAddr) -> String {
-    match addr {
-        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-            format!("{host}:{port}")
-        }
-        ConnectionAddr::Unix(path) => path.display().to_string(),
-        _ => "(other)".to_owned(),
-    }
-}
-
-/// Awaits a connection for at most [`DEFAULT_TIMEOUT`].
-async fn within_connect_timeout<T>(
-    connecting: impl std::future::Future<Output = Result<T, RedisError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(DEFAULT_TIMEOUT, connecting).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(e)) => Err(StoreError::new(Error::Connect(e))),
-        Err(_) => Err(StoreError::new(Error::TimedOut {
+/// A connection that could not be made, as a [`StoreError`].
+fn connect_error(error: ConnectError) -> StoreError {
+    StoreError::new(match error {
+        ConnectError::Redis(e) => Error::Connect(e),
+        ConnectError::TimedOut => Error::TimedOut {
             op: "connect",
             after: DEFAULT_TIMEOUT,
-        })),
-    }
-}
-
-/// Every operation goes through this one path, to one Redis or to the cluster.
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Node(connection) => connection.req_packed_command(cmd),
-            Self::Cluster(connection) => connection.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Node(connection) => connection.get_db(),
-            Self::Cluster(connection) => connection.get_db(),
-        }
-    }
+        },
+    })
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("RedisStore");
-        match &self.addr {
-            Addr::Unknown => {}
-            Addr::Node(addr) => {
-                s.field("addr", addr);
-            }
-            Addr::Cluster(nodes) => {
-                s.field("nodes", nodes);
-            }
-        }
+        self.addr.debug_into(&mut s);
         s.field("key_prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

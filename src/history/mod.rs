@@ -38,6 +38,8 @@
 
 mod latency;
 mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::{
     fmt,
@@ -48,6 +50,9 @@ use std::{
 
 pub use latency::LatencyHistogram;
 pub use memory::{MemoryHistory, MemoryHistoryBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisHistory, RedisHistoryBuilder};
 
 use crate::{
     report::{DeliveryReport, HealthReport},
@@ -284,7 +289,7 @@ impl Minute {
 }
 
 /// Whether a delivery reached the handler: its latency is the handler's.
-fn handled(outcome: Outcome) -> bool {
+pub(crate) fn handled(outcome: Outcome) -> bool {
     matches!(
         outcome,
         Outcome::Success

@@ -889,6 +889,7 @@ impl Slots {
             opened_at: required(self.opened_at, "opened_at")?,
             at: required(self.at, "at")?,
             figures: required(self.figures, "figures")?,
+            instance: None,
         })
     }
 
@@ -910,6 +911,7 @@ impl Slots {
             },
             sinks: required(self.sinks, "sinks")?,
             rss_bytes: self.rss_bytes.flatten(),
+            fleet: None,
         })
     }
 }
@@ -1772,6 +1774,19 @@ mod tests {
                 field("growth_bytes", 268_435_456u64),
                 field("window_minutes", 30u64),
             ],
+            AlertKind::InstanceSilent => vec![
+                field("deliveries", 0u32),
+                field("others_per_minute", 12.5),
+                field("instances", 3u32),
+                field("window_minutes", 5u64),
+            ],
+            AlertKind::InstanceFailureRate => vec![
+                field("failure_rate", 0.8),
+                field("failed", 16u32),
+                field("handled", 20u32),
+                field("others_failure_rate", 0.05),
+                field("window_minutes", 5u64),
+            ],
         }
     }
 
@@ -1787,6 +1802,7 @@ mod tests {
                     opened_at: at(999_999_999),
                     at: at(60_999_999_999),
                     figures: figures(kind),
+                    instance: None,
                 };
                 let back = match round_trip(&Report::Alert(alert.clone())) {
                     Report::Alert(a) => a,
@@ -1811,6 +1827,7 @@ mod tests {
     fn health(sinks: Vec<SinkHealth>) -> HealthReport {
         HealthReport {
             rss_bytes: Some(u64::MAX),
+            fleet: None,
             at: at(5),
             reporter: ReporterStats {
                 enqueued: 1,
@@ -2206,6 +2223,7 @@ mod tests {
                 opened_at: at(0),
                 at: at(0),
                 figures: figures(AlertKind::NearTimeout),
+                instance: None,
             }),
             Report::Health(Box::new(health(vec![SinkHealth::new("s")]))),
         ];

@@ -63,6 +63,7 @@ mod worker;
 use std::{
     borrow::Cow,
     fmt,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -329,6 +330,53 @@ pub struct HealthReport {
     /// [memory watch](crate::watch::MemoryWatch) samples the same figure once a minute.
     ///
     pub rss_bytes: Option<u64>,
+    /// This instance's view of the fleet, with
+    /// [`ReporterBuilder::fleet`](crate::report::ReporterBuilder::fleet); `None` without.
+    pub fleet: Option<FleetHealth>,
+}
+
+/// An instance's view of its fleet (feature `redis`, with
+/// [`ReporterBuilder::fleet`](crate::report::ReporterBuilder::fleet)): whether it holds the
+/// fleet watchers' lease, whether its view is stale, and what its
+/// [`RedisHistory`](crate::history::RedisHistory) could not write.
+///
+/// # Example
+///
+/// ```
+/// use webhook_monitor::report::HealthReport;
+///
+/// fn fleet_trouble(health: &HealthReport) -> Option<String> {
+///     let fleet = health.fleet.as_ref()?;
+///     fleet.stale.then(|| format!("{}: fleet view stale, {} deliveries' entries lost",
+///         fleet.instance, fleet.lost_deliveries))
+/// }
+/// # let _ = fleet_trouble;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetHealth {
+    /// This instance's id.
+    pub instance: Arc<str>,
+    /// Whether this instance holds the lease: it evaluates the fleet watchers and sends their
+    /// alerts.
+    pub leader: bool,
+    /// Whether no write or lease operation succeeded for longer than the lease's TTL: the
+    /// fleet's figures (and its watchers) miss this instance's latest reports, and this
+    /// instance's own watchers open alerts meanwhile.
+    pub stale: bool,
+    /// The last successful write or lease operation, by the history's clock, to the millisecond.
+    pub last_write: Option<SystemTime>,
+    /// Writes (batches, heartbeats) that failed.
+    pub failed_writes: u64,
+    /// Deliveries whose recent-delivery entries could not be written: dropped.
+    pub lost_deliveries: u64,
+    /// Deliveries whose counts were dropped: kept while Redis was away, then past the pending
+    /// bound.
+    pub dropped_counts: u64,
+    /// Alerts that could not be written to the history's alert log (the sinks still had them).
+    pub dropped_alerts: u64,
+    /// Deliveries counted but not written yet: they go with the next write that gets through.
+    pub pending_deliveries: u64,
 }
 
 impl Serialize for HealthReport {

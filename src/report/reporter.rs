@@ -251,6 +251,8 @@ pub struct ReporterBuilder {
     clock: Option<Clock>,
     watch: bool,
     memory: MemoryWatch,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::watch::Fleet>,
 }
 
 impl Default for ReporterBuilder {
@@ -264,6 +266,8 @@ impl Default for ReporterBuilder {
             clock: None,
             watch: true,
             memory: MemoryWatch::default(),
+            #[cfg(feature = "redis")]
+            fleet: None,
         }
     }
 }
@@ -383,11 +387,55 @@ impl ReporterBuilder {
         self
     }
 
+    /// Makes this reporter one instance of a fleet (feature `redis`): its route watchers'
+    /// alerts are left to the [fleet watchers](crate::watch::Fleet), evaluated on the whole
+    /// fleet's traffic by the one instance that holds their lease in Redis, and its health
+    /// reports carry its [`FleetHealth`](super::FleetHealth).
+    ///
+    /// The worker then sends a heartbeat and renews or tries to take the lease every third of
+    /// the lease's TTL; holding it, it evaluates the fleet watchers as often and sends their
+    /// alerts through its sink. Its own watchers keep running on its own traffic, and open
+    /// alerts only while the fleet view is stale (Redis unreachable for the lease's TTL), so
+    /// that a Redis outage does not silence them; those resolve as usual. Alerts it raises
+    /// itself carry its id in [`Alert::instance`](crate::watch::Alert::instance). On
+    /// shutdown it releases the lease, so that another instance takes over at its next tick.
+    ///
+    /// The fleet's figures come from a [`RedisHistory`](crate::history::RedisHistory) every
+    /// instance writes: put it in this reporter's sink (alone or in a
+    /// [`Fanout`](super::Fanout)).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use webhook_monitor::{history::RedisHistory, report::{Fanout, Reporter, TracingSink}};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let history = RedisHistory::builder().connect("redis://127.0.0.1:6379/").await?;
+    /// let sink = Fanout::new().sink("log", TracingSink::new()).sink("fleet", history.clone());
+    /// let (reporter, guard) = Reporter::builder().fleet(history.fleet()).spawn(sink);
+    /// # drop(reporter);
+    /// # guard.shutdown(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn fleet(mut self, fleet: crate::watch::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// A worker that only batches into its sink: no watchers, no health reports. The per-sink
     /// workers of a [`Fanout`](super::Fanout) are these.
     pub(super) fn plain(mut self) -> Self {
         self.watch = false;
         self.health_interval = None;
+        #[cfg(feature = "redis")]
+        {
+            self.fleet = None;
+        }
         self
     }
 
@@ -426,6 +474,13 @@ impl ReporterBuilder {
             watch: self.watch,
             memory: self.memory,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+            #[cfg(feature = "redis")]
+            fleet: self
+                .fleet
+                .filter(|_| self.watch)
+                .map(crate::watch::FleetWatch::new),
+            #[cfg(not(feature = "redis"))]
+            fleet: None,
         };
         let worker = worker::run(sink, rx, stop_rx, done_tx, Arc::clone(&shared), config);
         let reporter = Reporter { tx, shared };

@@ -17,7 +17,7 @@ use super::{reporter::Shared, HealthReport, Report, RouteInfo, Sink, SinkError};
 use crate::{
     outcome::panic_message,
     policy::Clock,
-    watch::{resident_bytes, MemoryWatch, Watchers},
+    watch::{resident_bytes, FleetWatch, MemoryWatch, Watchers},
 };
 
 pub(super) struct Config {
@@ -30,6 +30,8 @@ pub(super) struct Config {
     pub(super) watch: bool,
     /// The memory watch, when the watchers run.
     pub(super) memory: MemoryWatch,
+    /// The fleet watchers, with [`ReporterBuilder::fleet`](super::ReporterBuilder::fleet).
+    pub(super) fleet: Option<FleetWatch>,
 }
 
 /// How often the watchers are evaluated without traffic (for silence, drops, windows closing).
@@ -97,7 +99,7 @@ pub(super) async fn run<K: Sink>(
     mut stop: oneshot::Receiver<Option<Instant>>,
     done: oneshot::Sender<Closed>,
     shared: Arc<Shared>,
-    config: Config,
+    mut config: Config,
 ) {
     let mut batch = Vec::with_capacity(config.batch_size);
     let mut warnings = Warnings { at: None };
@@ -109,6 +111,8 @@ pub(super) async fn run<K: Sink>(
         .then(|| Watchers::new(Arc::clone(&config.clock), config.memory.clone()));
     let mut tick = watchers.is_some().then(|| interval(TICK));
     let mut health = config.health_interval.map(interval);
+    let mut fleet = config.fleet.take();
+    let mut fleet_tick = fleet.as_ref().map(|f| interval(f.period()));
     while !stopping {
         // Idle: wait for the first report (the channel wakes us), the watchers' tick or the stop
         // signal.
@@ -119,14 +123,31 @@ pub(super) async fn run<K: Sink>(
                 break;
             }
             () = next(&mut tick) => {
-                watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
+                watch(&sink, watchers.as_mut(), fleet.as_mut(), &shared, &mut batch, &mut warnings);
+                if !batch.is_empty() {
+                    deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
+                }
+                continue;
+            }
+            () = next(&mut fleet_tick) => {
+                if let Some(fleet) = &mut fleet {
+                    register(&sink, watchers.as_mut(), Some(&mut *fleet), &shared, &mut warnings);
+                    // A panic in the fleet watchers loses their tick, not the worker.
+                    let tick = AssertUnwindSafe(fleet.tick(Instant::now(), &mut batch));
+                    if let Err(panic) = tick.catch_unwind().await {
+                        let panics = &shared.counters.watcher_panics;
+                        caught(&*panic, panics, "the fleet watchers", &mut warnings);
+                    }
+                    let raised = batch.len() as u64;
+                    shared.counters.alerts.fetch_add(raised, Relaxed);
+                }
                 if !batch.is_empty() {
                     deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 }
                 continue;
             }
             () = next(&mut health) => {
-                register(&sink, watchers.as_mut(), &shared, &mut warnings);
+                register(&sink, watchers.as_mut(), fleet.as_mut(), &shared, &mut warnings);
                 let reporter = shared.stats(rx.len());
                 let panics = &shared.counters.sink_panics;
                 let sinks = guarded(|| sink.health(), panics, "a sink's health", &mut warnings);
@@ -136,6 +157,7 @@ pub(super) async fn run<K: Sink>(
                     reporter,
                     sinks,
                     rss_bytes: resident_bytes(),
+                    fleet: fleet.as_ref().map(FleetWatch::health),
                 })));
                 deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
                 continue;
@@ -166,14 +188,32 @@ pub(super) async fn run<K: Sink>(
         if room > 0 && !rx.is_empty() {
             rx.recv_many(&mut batch, room).await;
         }
-        watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        watch(
+            &sink,
+            watchers.as_mut(),
+            fleet.as_mut(),
+            &shared,
+            &mut batch,
+            &mut warnings,
+        );
         deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
     }
     // Stop accepting, then send what is already queued.
     rx.close();
     while rx.recv_many(&mut batch, config.batch_size).await > 0 {
-        watch(&sink, watchers.as_mut(), &shared, &mut batch, &mut warnings);
+        watch(
+            &sink,
+            watchers.as_mut(),
+            fleet.as_mut(),
+            &shared,
+            &mut batch,
+            &mut warnings,
+        );
         deliver(&sink, &mut batch, &shared, &config, &mut warnings).await;
+    }
+    // Another instance takes the fleet watchers over at once.
+    if let Some(fleet) = &mut fleet {
+        fleet.release().await;
     }
     // The sink's own close (a Fanout drains its entries) is cut short when `shutdown` gives up:
     // nobody waits for it after that, and a hung sink must not keep the worker forever.
@@ -222,6 +262,7 @@ async fn next(interval: &mut Option<tokio::time::Interval>) {
 fn register<K: Sink>(
     sink: &K,
     watchers: Option<&mut Watchers>,
+    fleet: Option<&mut FleetWatch>,
     shared: &Shared,
     warnings: &mut Warnings,
 ) {
@@ -245,6 +286,9 @@ fn register<K: Sink>(
         "a sink's register_routes",
         warnings,
     );
+    if let Some(fleet) = fleet {
+        pending.iter().for_each(|r| fleet.register(r));
+    }
     if let Some(watchers) = watchers {
         let register = || pending.into_iter().for_each(|r| watchers.register(r));
         guarded(register, &counters.watcher_panics, "a watcher", warnings);
@@ -258,19 +302,35 @@ fn register<K: Sink>(
 fn watch<K: Sink>(
     sink: &K,
     mut watchers: Option<&mut Watchers>,
+    mut fleet: Option<&mut FleetWatch>,
     shared: &Shared,
     batch: &mut Vec<Report>,
     warnings: &mut Warnings,
 ) {
-    register(sink, watchers.as_deref_mut(), shared, warnings);
+    register(
+        sink,
+        watchers.as_deref_mut(),
+        fleet.as_deref_mut(),
+        shared,
+        warnings,
+    );
     let Some(watchers) = watchers else {
         return;
     };
+    // In a fleet, this instance's alerts name it; its route alerts open only while the fleet
+    // view is stale.
+    let open = fleet.as_ref().is_none_or(|f| f.stale());
+    let instance = fleet.as_ref().map(|f| f.instance());
     let observe = || {
         let now = Instant::now();
         watchers.observe(batch, now);
         let before = batch.len();
-        watchers.evaluate(now, before == 0, batch);
+        watchers.evaluate(now, before == 0, open, batch);
+        for report in &mut batch[before..] {
+            if let Report::Alert(alert) = report {
+                alert.instance = instance.cloned();
+            }
+        }
         let raised = (batch.len() - before) as u64;
         shared.counters.alerts.fetch_add(raised, Relaxed);
     };

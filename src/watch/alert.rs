@@ -46,6 +46,12 @@ pub struct Alert {
     pub at: SystemTime,
     /// The figures that triggered it, or for a resolved alert the figures that cleared it.
     pub figures: Vec<Field>,
+    /// The instance it is about: for the [fleet watchers](super::Fleet)' per-instance alerts
+    /// ([`InstanceSilent`](AlertKind::InstanceSilent),
+    /// [`InstanceFailureRate`](AlertKind::InstanceFailureRate)), and, in a fleet, for the
+    /// alerts one instance raises about itself ([`MemoryGrowth`](AlertKind::MemoryGrowth)).
+    /// `None` for an alert about a route (of one process, or of the whole fleet).
+    pub instance: Option<Arc<str>>,
 }
 
 impl Alert {
@@ -92,12 +98,20 @@ pub enum AlertKind {
     /// [memory watch](super::MemoryWatch)'s window: a leak, or a cache without a bound.
     /// Process-wide: its route is [`PROCESS_ROUTE`](super::PROCESS_ROUTE).
     MemoryGrowth,
+    /// A live instance of the fleet received none of a route's deliveries while the other
+    /// instances were busy with them: a load balancer or a deploy left it out. Raised by the
+    /// [fleet watchers](super::Fleet), with the instance in [`Alert::instance`].
+    InstanceSilent,
+    /// One instance's share of failed deliveries on a route is well above the rest of the
+    /// fleet's: a bad host, a stale deploy, a broken local dependency. Raised by the
+    /// [fleet watchers](super::Fleet), with the instance in [`Alert::instance`].
+    InstanceFailureRate,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order: the kinds a route's watchers raise, then the process-wide
     /// ones.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 12] = [
         Self::Spike,
         Self::Drop,
         Self::Silence,
@@ -108,11 +122,13 @@ impl AlertKind {
         Self::NearTimeout,
         Self::LatencyDegraded,
         Self::MemoryGrowth,
+        Self::InstanceSilent,
+        Self::InstanceFailureRate,
     ];
 
     /// How many kinds a route's watchers raise: the first ones of [`ALL`](Self::ALL). The
-    /// others are process-wide, kept once by the reporter rather than per route.
-    pub(crate) const PER_ROUTE: usize = Self::ALL.len() - 1;
+    /// others are process-wide, or about one instance of a fleet.
+    pub(crate) const PER_ROUTE: usize = Self::MemoryGrowth as usize;
 
     /// The name used in reports.
     pub fn as_str(self) -> &'static str {
@@ -127,6 +143,8 @@ impl AlertKind {
             Self::NearTimeout => "near_timeout",
             Self::LatencyDegraded => "latency_degraded",
             Self::MemoryGrowth => "memory_growth",
+            Self::InstanceSilent => "instance_silent",
+            Self::InstanceFailureRate => "instance_failure_rate",
         }
     }
 
@@ -136,15 +154,18 @@ impl AlertKind {
     /// trend that needs a look (spikes, drops, retries, latency, memory growth).
     pub fn severity(self) -> Severity {
         match self {
-            Self::Silence | Self::AllRejected | Self::FailureRate | Self::ConsecutiveFailures => {
-                Severity::Critical
-            }
+            Self::Silence
+            | Self::AllRejected
+            | Self::FailureRate
+            | Self::ConsecutiveFailures
+            | Self::InstanceFailureRate => Severity::Critical,
             Self::Spike
             | Self::Drop
             | Self::RetryStorm
             | Self::NearTimeout
             | Self::LatencyDegraded
-            | Self::MemoryGrowth => Severity::Warning,
+            | Self::MemoryGrowth
+            | Self::InstanceSilent => Severity::Warning,
         }
     }
 
@@ -161,6 +182,8 @@ impl AlertKind {
             Self::NearTimeout => "p95 latency near the provider's timeout",
             Self::LatencyDegraded => "p95 latency well above its baseline",
             Self::MemoryGrowth => "resident memory keeps growing",
+            Self::InstanceSilent => "an instance receives nothing while the others are busy",
+            Self::InstanceFailureRate => "an instance fails far more than the rest of the fleet",
         }
     }
 
@@ -285,6 +308,7 @@ mod tests {
             state: AlertState::Opened,
             opened_at: at,
             at,
+            instance: None,
             figures: vec![
                 field("failure_rate", 0.6.into()),
                 field("failed", 12u32.into()),
@@ -313,9 +337,16 @@ mod tests {
     }
 
     #[test]
-    fn the_process_wide_kinds_come_after_the_per_route_ones() {
-        let (per_route, process) = AlertKind::ALL.split_at(AlertKind::PER_ROUTE);
-        assert_eq!(process, [AlertKind::MemoryGrowth]);
-        assert!(!per_route.contains(&AlertKind::MemoryGrowth));
+    fn the_process_and_instance_kinds_come_after_the_per_route_ones() {
+        let (per_route, rest) = AlertKind::ALL.split_at(AlertKind::PER_ROUTE);
+        assert_eq!(
+            rest,
+            [
+                AlertKind::MemoryGrowth,
+                AlertKind::InstanceSilent,
+                AlertKind::InstanceFailureRate
+            ]
+        );
+        assert!(rest.iter().all(|kind| !per_route.contains(kind)));
     }
 }

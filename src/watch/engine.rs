@@ -47,7 +47,7 @@ impl Reading {
 }
 
 /// A route the layer registered with the reporter: its name, thresholds and timeout budget.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Registration {
     pub(crate) route: Arc<str>,
     pub(crate) watch: Watch,
@@ -74,6 +74,27 @@ pub(super) struct Slot {
 }
 
 impl Slot {
+    /// A slot read back from elsewhere (the fleet's alert state in Redis).
+    #[cfg(feature = "redis")]
+    pub(super) fn restored(opened_at: Option<SystemTime>, resolved_at: Option<Instant>) -> Self {
+        Self {
+            opened_at,
+            resolved_at,
+        }
+    }
+
+    /// When the open alert opened.
+    #[cfg(feature = "redis")]
+    pub(super) fn opened_at(&self) -> Option<SystemTime> {
+        self.opened_at
+    }
+
+    /// When the alert last resolved.
+    #[cfg(feature = "redis")]
+    pub(super) fn resolved_at(&self) -> Option<Instant> {
+        self.resolved_at
+    }
+
     /// Whether the alert is open.
     pub(super) fn is_open(&self) -> bool {
         self.opened_at.is_some()
@@ -117,6 +138,7 @@ impl Slot {
             opened_at,
             at: wall,
             figures: reading.figures,
+            instance: None,
         }))
     }
 }
@@ -227,14 +249,16 @@ impl Watchers {
 
     /// Evaluates the routes observed since their last evaluation, or on the minute's `tick`
     /// every route, and then samples the process's resident memory for the memory watch.
-    /// Appends the alerts that open or resolve to `out`.
-    pub(crate) fn evaluate(&mut self, now: Instant, tick: bool, out: &mut Vec<Report>) {
+    /// Appends the alerts that open or resolve to `out`. Unless `open` (in a fleet whose view
+    /// is fresh, the fleet watchers speak for the routes), route alerts do not open; those
+    /// open still resolve.
+    pub(crate) fn evaluate(&mut self, now: Instant, tick: bool, open: bool, out: &mut Vec<Report>) {
         let (minute, elapsed) = (self.minute(now), self.elapsed(now));
         let wall = (self.clock)();
         for (name, route) in &mut self.routes {
             match route {
                 Some(route) if tick || route.dirty => {
-                    route.evaluate(name, now, minute, elapsed, wall, out);
+                    route.evaluate(name, now, minute, elapsed, wall, open, out);
                 }
                 _ => {}
             }
@@ -247,6 +271,18 @@ impl Watchers {
     }
 }
 
+/// How the watchers count a delivery: whether it reached the handler, whether it failed there,
+/// and whether its latency counts.
+pub(crate) fn judge(r: &DeliveryReport) -> (bool, bool, bool) {
+    match r.outcome {
+        Outcome::Success => (true, false, true),
+        Outcome::Late | Outcome::Failure(_) | Outcome::Panicked => (true, true, true),
+        // Cancelled in the handler: the provider got no answer.
+        Outcome::Cancelled => (!r.handler.is_zero(), true, false),
+        Outcome::Rejected(_) | Outcome::Duplicate | Outcome::InFlight => (false, false, false),
+    }
+}
+
 impl Route {
     fn observe(&mut self, r: &DeliveryReport, now: Instant, minute: u64, elapsed: Duration) {
         self.dirty = true;
@@ -256,17 +292,8 @@ impl Route {
         let m = self.minutes.current_mut();
         m.total += 1;
         m.retried += u32::from(r.flags.many_attempts || r.flags.rapid_retries);
-        let (handled, failed, timed) = match r.outcome {
-            Outcome::Success => (true, false, true),
-            Outcome::Late | Outcome::Failure(_) | Outcome::Panicked => (true, true, true),
-            // Cancelled in the handler: the provider got no answer.
-            Outcome::Cancelled => (!r.handler.is_zero(), true, false),
-            Outcome::Rejected(_) => {
-                m.rejected += 1;
-                (false, false, false)
-            }
-            Outcome::Duplicate | Outcome::InFlight => (false, false, false),
-        };
+        m.rejected += u32::from(matches!(r.outcome, Outcome::Rejected(_)));
+        let (handled, failed, timed) = judge(r);
         if handled {
             m.handled += 1;
             m.failed += u32::from(failed);
@@ -282,6 +309,7 @@ impl Route {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &mut self,
         name: &Arc<str>,
@@ -289,12 +317,16 @@ impl Route {
         minute: u64,
         elapsed: Duration,
         wall: SystemTime,
+        open: bool,
         out: &mut Vec<Report>,
     ) {
         self.dirty = false;
         self.minutes.advance(minute);
         self.latency.roll(elapsed, &self.watch);
         for kind in &AlertKind::ALL[..AlertKind::PER_ROUTE] {
+            if !open && !self.slots[kind.index()].is_open() {
+                continue;
+            }
             let Some(reading) = self.read(*kind, now, wall) else {
                 continue; // not enough history: hold the state
             };
@@ -324,32 +356,53 @@ impl Route {
             AlertKind::NearTimeout => self.latency.near_timeout(w, self.budget)?,
             AlertKind::LatencyDegraded => self.latency.degraded(w)?,
             // Process-wide, not a route's: the memory watch reads it (`Watchers::evaluate`).
-            AlertKind::MemoryGrowth => return None,
+            AlertKind::MemoryGrowth
+            | AlertKind::InstanceSilent
+            | AlertKind::InstanceFailureRate => return None,
         })
     }
 
-    /// Silent for longer than the expected interval, counted from the last delivery or the end
-    /// of quiet hours. In quiet hours a silence can only resolve.
     fn silence(&mut self, now: Instant, wall: SystemTime) -> Option<Reading> {
-        let interval = self.watch.expected_interval?;
-        let gap = now.duration_since(self.last_seen);
-        let quiet = self.watch.quiet.as_ref().is_some_and(|q| q.contains(wall));
-        if quiet {
-            self.quiet_seen = Some(now);
-            if gap > interval {
-                return None;
-            }
-        }
-        let from = self
-            .quiet_seen
-            .map_or(self.last_seen, |q| q.max(self.last_seen));
-        let silent = now.duration_since(from);
-        Some(Reading::new(
-            silent > interval,
-            [
-                ("silent_for_s", silent.as_secs().into()),
-                ("expected_interval_s", interval.as_secs().into()),
-            ],
-        ))
+        let since = |later: Instant, earlier: Instant| later.saturating_duration_since(earlier);
+        silence(
+            &self.watch,
+            now,
+            self.last_seen,
+            &mut self.quiet_seen,
+            wall,
+            since,
+        )
     }
+}
+
+/// The silence watcher: silent for longer than the expected interval, counted from the last
+/// delivery (`last_seen`) or the end of quiet hours (`quiet_seen`, the last evaluation inside
+/// them). In quiet hours a silence can only resolve. On the worker's clock (`Instant`) for one
+/// process, on the wall clock for a fleet: `since` measures between two times of either.
+pub(super) fn silence<T: Copy + Ord>(
+    w: &Watch,
+    now: T,
+    last_seen: T,
+    quiet_seen: &mut Option<T>,
+    wall: SystemTime,
+    since: impl Fn(T, T) -> Duration,
+) -> Option<Reading> {
+    let interval = w.expected_interval?;
+    let gap = since(now, last_seen);
+    let quiet = w.quiet.as_ref().is_some_and(|q| q.contains(wall));
+    if quiet {
+        *quiet_seen = Some(now);
+        if gap > interval {
+            return None;
+        }
+    }
+    let from = quiet_seen.map_or(last_seen, |q| q.max(last_seen));
+    let silent = since(now, from);
+    Some(Reading::new(
+        silent > interval,
+        [
+            ("silent_for_s", silent.as_secs().into()),
+            ("expected_interval_s", interval.as_secs().into()),
+        ],
+    ))
 }

@@ -16,9 +16,9 @@ fn sketch() -> DDSketch {
 
 /// The percentiles of one closed window, in microseconds.
 #[derive(Debug, Clone, Copy)]
-struct Percentiles {
+pub(super) struct Percentiles {
     p50: f64,
-    p95: f64,
+    pub(super) p95: f64,
     p99: f64,
     samples: u64,
 }
@@ -31,6 +31,19 @@ impl Percentiles {
             p95: q(0.95)?,
             p99: q(0.99)?,
             samples: sketch.count() as u64,
+        })
+    }
+
+    /// The percentiles of a history's latency histogram (the fleet's, merged from its
+    /// instances' minutes), if it counted anything.
+    #[cfg(feature = "redis")]
+    pub(super) fn of_histogram(histogram: &crate::history::LatencyHistogram) -> Option<Self> {
+        let q = |q| histogram.quantile(q).map(|d| d.as_secs_f64() * 1e6);
+        Some(Self {
+            p50: q(0.5)?,
+            p95: q(0.95)?,
+            p99: q(0.99)?,
+            samples: histogram.count(),
         })
     }
 
@@ -126,21 +139,33 @@ impl Latency {
 
     /// The last window's p95 against a share of the timeout budget.
     pub(super) fn near_timeout(&self, w: &Watch, budget: Option<Duration>) -> Option<Reading> {
-        let p = self.last?;
-        let budget = budget?.as_secs_f64() * 1e6;
-        let [p50, p95, p99, samples] = p.figures();
-        let figures = [p50, p95, p99, samples, ("budget_ms", ms(budget))];
-        Some(Reading::new(p.p95 > w.near_timeout * budget, figures))
+        near_timeout(self.last?, w, budget?)
     }
 
     /// The last window's p95 against a multiple of the baseline: the lowest daily p95 kept.
     pub(super) fn degraded(&self, w: &Watch) -> Option<Reading> {
-        let p = self.last?;
-        let baseline = self.days.iter().copied().reduce(f64::min)?;
-        let [p50, p95, p99, samples] = p.figures();
-        let figures = [p50, p95, p99, samples, ("baseline_p95_ms", ms(baseline))];
-        Some(Reading::new(p.p95 > w.degradation * baseline, figures))
+        degraded(self.last?, self.days.iter().copied(), w)
     }
+}
+
+/// `p`'s p95 against a share of the timeout `budget`.
+pub(super) fn near_timeout(p: Percentiles, w: &Watch, budget: Duration) -> Option<Reading> {
+    let budget = budget.as_secs_f64() * 1e6;
+    let [p50, p95, p99, samples] = p.figures();
+    let figures = [p50, p95, p99, samples, ("budget_ms", ms(budget))];
+    Some(Reading::new(p.p95 > w.near_timeout * budget, figures))
+}
+
+/// `p`'s p95 against a multiple of the baseline: the lowest of the daily p95s `days`.
+pub(super) fn degraded(
+    p: Percentiles,
+    days: impl Iterator<Item = f64>,
+    w: &Watch,
+) -> Option<Reading> {
+    let baseline = days.reduce(f64::min)?;
+    let [p50, p95, p99, samples] = p.figures();
+    let figures = [p50, p95, p99, samples, ("baseline_p95_ms", ms(baseline))];
+    Some(Reading::new(p.p95 > w.degradation * baseline, figures))
 }
 
 impl fmt::Debug for Latency {

@@ -21,6 +21,14 @@
 //! | [`LatencyDegraded`](AlertKind::LatencyDegraded) | the last hour's p95 is above 2× the baseline: the lowest daily p95 of the last 28 days | an hour's p95 is under it |
 //! | [`MemoryGrowth`](AlertKind::MemoryGrowth) (route [`PROCESS_ROUTE`]) | each of the last 3 minutes' samples of the process's resident memory is at least the baseline (the lowest sample of the last 30 minutes) plus max(64 MiB, 25 % of the baseline) | the latest sample is under that line: the memory was freed, or the window slid past a plateau |
 //!
+//! | [`InstanceSilent`](AlertKind::InstanceSilent) (fleet watchers only, [`Fleet`]) | a live instance received none of the route's deliveries in the last 5 minutes while the other live instances averaged at least 2 each per minute | it receives one, the others are no longer busy, or it is gone |
+//! | [`InstanceFailureRate`](AlertKind::InstanceFailureRate) (fleet watchers only) | over the last 5 minutes, an instance's failure rate (of at least 10 handled) is at least 0.25 above the rest's and at least twice it | the gap closes |
+//!
+//! In a fleet ([`ReporterBuilder::fleet`](crate::report::ReporterBuilder::fleet), feature
+//! `redis`), one instance evaluates the route watchers on the whole fleet's traffic and sends
+//! their alerts ([`Fleet`] says how); each instance's own watchers open route alerts only while
+//! its fleet view is stale.
+//!
 //! Where there is too little traffic to tell, an alert keeps its state: a failure rate does not
 //! clear because deliveries stopped (silence and drops tell that story).
 //!
@@ -65,6 +73,8 @@
 
 mod alert;
 mod engine;
+#[cfg(feature = "redis")]
+mod fleet;
 mod latency;
 mod memory;
 mod traffic;
@@ -72,6 +82,61 @@ mod traffic;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use alert::{Alert, AlertKind, AlertState, Severity};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use fleet::Fleet;
+#[cfg(feature = "redis")]
+pub(crate) use fleet::FleetWatch;
+#[cfg(not(feature = "redis"))]
+pub(crate) use no_fleet::FleetWatch;
+
+/// Without the `redis` feature there is no fleet: the worker's fleet hooks are on a type
+/// with no values, so they compile away.
+#[cfg(not(feature = "redis"))]
+mod no_fleet {
+    use std::{sync::Arc, time::Duration};
+
+    use tokio::time::Instant;
+
+    use super::Registration;
+    use crate::report::{FleetHealth, Report};
+
+    pub(crate) enum FleetWatch {}
+
+    impl FleetWatch {
+        pub(crate) fn period(&self) -> Duration {
+            match *self {}
+        }
+
+        pub(crate) fn stale(&self) -> bool {
+            match *self {}
+        }
+
+        pub(crate) fn health(&self) -> FleetHealth {
+            match *self {}
+        }
+
+        pub(crate) fn instance(&self) -> &Arc<str> {
+            match *self {}
+        }
+
+        pub(crate) fn register(&mut self, _: &Registration) {
+            match *self {}
+        }
+
+        #[allow(clippy::unused_async)]
+        pub(crate) async fn tick(&mut self, _: Instant, _: &mut Vec<Report>) {
+            match *self {}
+        }
+
+        #[allow(clippy::unused_async)]
+        pub(crate) async fn release(&mut self) {
+            match *self {}
+        }
+    }
+}
+#[cfg(feature = "redis")]
+pub(crate) use engine::judge;
 pub(crate) use engine::{Registration, Watchers};
 pub(crate) use memory::resident_bytes;
 pub use memory::MemoryWatch;

@@ -57,6 +57,29 @@ impl Minutes {
         self.history += gone;
     }
 
+    /// Minutes read back from elsewhere (a fleet's rollups): `ring` holds the minutes up to
+    /// `current`, oldest first (at most [`KEPT`] are kept), and `history` full minutes have
+    /// gone by since the route's first.
+    #[cfg(feature = "redis")]
+    pub(super) fn from_counts(
+        ring: impl IntoIterator<Item = Minute>,
+        current: u64,
+        history: u64,
+    ) -> Self {
+        let mut ring: VecDeque<Minute> = ring.into_iter().collect();
+        while ring.len() > KEPT {
+            ring.pop_front();
+        }
+        if ring.is_empty() {
+            ring.push_back(Minute::default());
+        }
+        Self {
+            ring,
+            current,
+            history,
+        }
+    }
+
     pub(super) fn current_mut(&mut self) -> &mut Minute {
         let last = self.ring.len() - 1;
         &mut self.ring[last]

@@ -1,0 +1,1 @@
+//! The reading side of [`RedisHistory`](super::RedisHistory): the [`History`](crate::history::History) a dashboard reads.
