@@ -13,6 +13,7 @@
 //!   unknown flag names;
 //! - a key whose value may be `null` may also be absent (read as `null`); any other missing key
 //!   is an error, and so is a key given twice;
+//! - an alert's `instance` is written only when set: absent (or `null`), it reads as `None`;
 //! - a value the schema does not allow (an unknown outcome, a malformed fingerprint, a payload
 //!   check message that is not one this crate writes) is an error, never a panic;
 //! - `mean_retry_interval_ms` is derived and not read: [`Delivery::mean_retry_interval`] works
@@ -561,6 +562,7 @@ keys! {
         State = "state",
         OpenedAt = "opened_at",
         Figures = "figures",
+        Instance = "instance",
         // health
         Enqueued = "enqueued",
         DroppedFull = "dropped_full",
@@ -641,9 +643,12 @@ impl Key {
             | Self::LagMs
             | Self::Flags
             | Self::Fields => of == ReportType::Delivery,
-            Self::Kind | Self::Severity | Self::State | Self::OpenedAt | Self::Figures => {
-                of == ReportType::Alert
-            }
+            Self::Kind
+            | Self::Severity
+            | Self::State
+            | Self::OpenedAt
+            | Self::Figures
+            | Self::Instance => of == ReportType::Alert,
             Self::Enqueued
             | Self::DroppedFull
             | Self::DroppedClosed
@@ -717,6 +722,7 @@ struct Slots {
     state: Option<AlertState>,
     opened_at: Option<SystemTime>,
     figures: Option<Vec<Field>>,
+    instance: Option<Option<String>>,
     // health
     enqueued: Option<u64>,
     dropped_full: Option<u64>,
@@ -801,6 +807,7 @@ impl Slots {
             Key::State => set(&mut self.state, key, map.next_value()?)?,
             Key::OpenedAt => set(&mut self.opened_at, key, map.next_value::<Rfc3339>()?.0)?,
             Key::Figures => set(&mut self.figures, key, map.next_value::<Fields>()?.0)?,
+            Key::Instance => set(&mut self.instance, key, map.next_value()?)?,
             Key::QueueDepth => set(&mut self.queue_depth, key, map.next_value()?)?,
             Key::RssBytes => set(&mut self.rss_bytes, key, map.next_value()?)?,
             Key::Sinks => set(&mut self.sinks, key, map.next_value()?)?,
@@ -889,7 +896,7 @@ impl Slots {
             opened_at: required(self.opened_at, "opened_at")?,
             at: required(self.at, "at")?,
             figures: required(self.figures, "figures")?,
-            instance: None,
+            instance: self.instance.flatten().map(Arc::from),
         })
     }
 
@@ -1004,7 +1011,8 @@ impl<'de> Deserialize<'de> for DeliveryReport {
     }
 }
 
-/// Reads a report of `"type": "alert"`. Its times come back to the second, as written.
+/// Reads a report of `"type": "alert"`. Its times come back to the second, as written; without
+/// an `instance` key, its [`instance`](Alert::instance) is `None`.
 impl<'de> Deserialize<'de> for Alert {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_slots(d)
@@ -1791,9 +1799,12 @@ mod tests {
     }
 
     #[test]
-    fn every_alert_kind_opened_and_resolved() {
+    fn every_alert_kind_opened_and_resolved_with_and_without_an_instance() {
         for kind in AlertKind::ALL {
-            for state in ALERT_STATES {
+            for (state, instance) in ALERT_STATES
+                .into_iter()
+                .flat_map(|s| [(s, None), (s, Some("web-2 \"eu\" é"))])
+            {
                 let alert = Alert {
                     kind,
                     route: "payments".into(),
@@ -1802,8 +1813,14 @@ mod tests {
                     opened_at: at(999_999_999),
                     at: at(60_999_999_999),
                     figures: figures(kind),
-                    instance: None,
+                    instance: instance.map(Arc::from),
                 };
+                let json = serde_json::to_string(&alert).unwrap();
+                assert_eq!(
+                    json.contains(r#""instance":"#),
+                    instance.is_some(),
+                    "{json}"
+                );
                 let back = match round_trip(&Report::Alert(alert.clone())) {
                     Report::Alert(a) => a,
                     other => panic!("not an alert: {other:?}"),
@@ -1812,11 +1829,21 @@ mod tests {
                 assert_eq!(back.state, state);
                 assert_eq!(back.severity, kind.severity());
                 assert_eq!(&*back.route, "payments");
+                assert_eq!(back.instance.as_deref(), instance);
                 assert_eq!(back.opened_at, at(0));
                 assert_eq!(back.at, at(60_000_000_000));
                 assert_eq!(back.figures, alert.figures);
             }
         }
+        // An alert from before fleets has no `instance`; a `null` one reads as none too.
+        let json = r#"{"type":"alert","kind":"memory_growth","route":"(process)","severity":"warning","state":"opened","opened_at":"1970-01-01T00:00:00Z","at":"1970-01-01T00:00:00Z","figures":{}}"#;
+        let alert: Alert = serde_json::from_str(json).unwrap();
+        assert_eq!(alert.instance, None);
+        assert_eq!(serde_json::to_string(&alert).unwrap(), json);
+        let null = json.replace(r#""figures""#, r#""instance":null,"figures""#);
+        let alert: Alert = serde_json::from_str(&null).unwrap();
+        assert_eq!(alert.instance, None);
+        assert_eq!(serde_json::to_string(&alert).unwrap(), json);
         // The severity is read as written, not worked out from the kind.
         let json = r#"{"type":"alert","kind":"spike","route":"r","severity":"critical","state":"resolved","opened_at":"1970-01-01T00:00:00Z","at":"1970-01-01T00:00:01Z","figures":{}}"#;
         let alert: Alert = serde_json::from_str(json).unwrap();
@@ -1903,7 +1930,7 @@ mod tests {
         // Keys of another report type, after `type`, are skipped unread; so are unknown keys,
         // and `mean_retry_interval_ms`, derived.
         let text = format!(
-            r#"{{"type":"delivery","zzz":[{{}}],"figures":[1,2],"sinks":"not a list",{rest},"new_key":{{"nested":[true,null]}},"mean_retry_interval_ms":"derived: not read"}}"#
+            r#"{{"type":"delivery","zzz":[{{}}],"figures":[1,2],"sinks":"not a list","instance":7,{rest},"new_key":{{"nested":[true,null]}},"mean_retry_interval_ms":"derived: not read"}}"#
         );
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
@@ -2184,6 +2211,14 @@ mod tests {
                 .replace("\"down\":false,", ""),
                 "missing field `down`",
             ),
+            (
+                r#"{"type":"alert","instance":7}"#.to_owned(),
+                "invalid type: integer `7`, expected a string",
+            ),
+            (
+                r#"{"type":"alert","instance":"a","instance":"b"}"#.to_owned(),
+                "duplicate field `instance`",
+            ),
             ("[]".to_owned(), "invalid type: sequence, expected a report"),
             ("\"delivery\"".to_owned(), "invalid type: string"),
             ("{\"type\":\"delivery\"".to_owned(), "EOF"),
@@ -2223,7 +2258,7 @@ mod tests {
                 opened_at: at(0),
                 at: at(0),
                 figures: figures(AlertKind::NearTimeout),
-                instance: None,
+                instance: Some("web-2".into()),
             }),
             Report::Health(Box::new(health(vec![SinkHealth::new("s")]))),
         ];

@@ -51,12 +51,35 @@ pub struct Alert {
     /// [`InstanceFailureRate`](AlertKind::InstanceFailureRate)), and, in a fleet, for the
     /// alerts one instance raises about itself ([`MemoryGrowth`](AlertKind::MemoryGrowth)).
     /// `None` for an alert about a route (of one process, or of the whole fleet).
+    ///
+    /// Written as the alert's `instance` key, only when set: an alert outside a fleet is
+    /// written as it was before. Its one-line summary (the alert's `Display`, what the alert
+    /// sinks show) names it: `… the rest of the fleet on web-2 (opened) …`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use webhook_monitor::watch::{Alert, AlertKind};
+    ///
+    /// let line = r#"{"type":"alert","kind":"instance_failure_rate","route":"orders","instance":"web-2","severity":"critical","state":"opened","opened_at":"2026-11-28T19:30:00Z","at":"2026-11-28T19:30:00Z","figures":{"failure_rate":0.8,"failed":16,"handled":20,"others_failure_rate":0.05,"window_minutes":5}}"#;
+    ///
+    /// let alert: Alert = serde_json::from_str(line)?;
+    /// assert_eq!(alert.kind, AlertKind::InstanceFailureRate);
+    /// assert_eq!(alert.instance.as_deref(), Some("web-2"));
+    /// assert!(alert.to_string().starts_with(
+    ///     "[critical] orders: an instance fails far more than the rest of the fleet on web-2 (opened)"
+    /// ));
+    /// assert_eq!(serde_json::to_string(&alert)?, line);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub instance: Option<Arc<str>>,
 }
 
 impl Alert {
     /// The first part of its one-line summary, without the figures:
-    /// `[critical] orders: deliveries arrive, none gets through (opened)`.
+    /// `[critical] orders: deliveries arrive, none gets through (opened)`, and with an
+    /// [instance](Self::instance),
+    /// `[critical] orders: an instance fails far more than the rest of the fleet on web-2 (opened)`.
     pub(crate) fn headline(&self) -> Headline<'_> {
         Headline(self)
     }
@@ -238,10 +261,14 @@ impl AlertState {
 
 impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(8))?;
+        let mut m = s.serialize_map(Some(8 + usize::from(self.instance.is_some())))?;
         m.serialize_entry("type", "alert")?;
         m.serialize_entry("kind", self.kind.as_str())?;
         m.serialize_entry("route", &*self.route)?;
+        // Only when set: an alert outside a fleet is written as it was before fleets.
+        if let Some(instance) = &self.instance {
+            m.serialize_entry("instance", &**instance)?;
+        }
         m.serialize_entry("severity", self.severity.as_str())?;
         m.serialize_entry("state", self.state.as_str())?;
         let rfc3339 = |t| humantime::format_rfc3339_seconds(t).to_string();
@@ -260,17 +287,21 @@ impl fmt::Display for Headline<'_> {
         let a = self.0;
         write!(
             f,
-            "[{}] {}: {} ({})",
+            "[{}] {}: {}",
             a.severity.as_str(),
             a.route,
-            a.kind.describe(),
-            a.state.as_str()
-        )
+            a.kind.describe()
+        )?;
+        if let Some(instance) = &a.instance {
+            write!(f, " on {instance}")?;
+        }
+        write!(f, " ({})", a.state.as_str())
     }
 }
 
 impl fmt::Display for Alert {
-    /// One line: `[critical] orders: deliveries arrive, none gets through (opened) total=12 …`.
+    /// One line: `[critical] orders: deliveries arrive, none gets through (opened) total=12 …`;
+    /// with an [instance](Self::instance), `… on web-2 (opened) …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.headline())?;
         for field in &self.figures {
@@ -326,6 +357,40 @@ mod tests {
             alert.to_string(),
             "[critical] payments: failure rate above threshold (opened) failure_rate=0.600 \
              failed=12 handled=20 window_minutes=5"
+        );
+    }
+
+    #[test]
+    fn an_instance_is_written_and_named_in_the_summary_only_when_set() {
+        let at = UNIX_EPOCH + Duration::from_secs(4 * 86_400 + 9 * 3600 + 12 * 60);
+        let mut alert = Alert {
+            kind: AlertKind::InstanceSilent,
+            route: "orders".into(),
+            severity: AlertKind::InstanceSilent.severity(),
+            state: AlertState::Resolved,
+            opened_at: at,
+            at,
+            instance: Some("web-2".into()),
+            figures: vec![Field {
+                name: "deliveries".into(),
+                value: 4u32.into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&alert).unwrap(),
+            r#"{"type":"alert","kind":"instance_silent","route":"orders","instance":"web-2","severity":"warning","state":"resolved","opened_at":"1970-01-05T09:12:00Z","at":"1970-01-05T09:12:00Z","figures":{"deliveries":4}}"#
+        );
+        assert_eq!(
+            alert.to_string(),
+            "[warning] orders: an instance receives nothing while the others are busy on web-2 \
+             (resolved) deliveries=4"
+        );
+        alert.instance = None;
+        let json = serde_json::to_string(&alert).unwrap();
+        assert!(!json.contains(r#""instance":"#), "{json}");
+        assert_eq!(
+            alert.headline().to_string(),
+            "[warning] orders: an instance receives nothing while the others are busy (resolved)"
         );
     }
 
