@@ -13,7 +13,8 @@
 //!   unknown flag names;
 //! - a key whose value may be `null` may also be absent (read as `null`); any other missing key
 //!   is an error, and so is a key given twice;
-//! - an alert's `instance` is written only when set: absent (or `null`), it reads as `None`;
+//! - an alert's `instance` and a health report's `fleet` are written only when set: absent (or
+//!   `null`), they read as `None`;
 //! - a value the schema does not allow (an unknown outcome, a malformed fingerprint, a payload
 //!   check message that is not one this crate writes) is an error, never a panic;
 //! - `mean_retry_interval_ms` is derived and not read: [`Delivery::mean_retry_interval`] works
@@ -31,7 +32,7 @@ use std::{
 use ::http::{HeaderValue, StatusCode};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{DeliveryReport, Flags, HealthReport, Report, ReporterStats, SinkHealth};
+use super::{DeliveryReport, Flags, FleetHealth, HealthReport, Report, ReporterStats, SinkHealth};
 use crate::{
     delivery::DeliveryData,
     outcome::Field,
@@ -576,6 +577,7 @@ keys! {
         QueueDepth = "queue_depth",
         RssBytes = "rss_bytes",
         Sinks = "sinks",
+        Fleet = "fleet",
     }
 }
 
@@ -660,7 +662,8 @@ impl Key {
             | Self::WatcherPanics
             | Self::QueueDepth
             | Self::RssBytes
-            | Self::Sinks => of == ReportType::Health,
+            | Self::Sinks
+            | Self::Fleet => of == ReportType::Health,
             Self::Unknown => false,
         }
     }
@@ -736,6 +739,7 @@ struct Slots {
     queue_depth: Option<usize>,
     rss_bytes: Option<Option<u64>>,
     sinks: Option<Vec<SinkHealth>>,
+    fleet: Option<Option<FleetHealth>>,
 }
 
 impl Slots {
@@ -811,6 +815,7 @@ impl Slots {
             Key::QueueDepth => set(&mut self.queue_depth, key, map.next_value()?)?,
             Key::RssBytes => set(&mut self.rss_bytes, key, map.next_value()?)?,
             Key::Sinks => set(&mut self.sinks, key, map.next_value()?)?,
+            Key::Fleet => set(&mut self.fleet, key, map.next_value()?)?,
             Key::Enqueued => set(&mut self.enqueued, key, map.next_value()?)?,
             Key::DroppedFull => set(&mut self.dropped_full, key, map.next_value()?)?,
             Key::DroppedClosed => set(&mut self.dropped_closed, key, map.next_value()?)?,
@@ -918,7 +923,7 @@ impl Slots {
             },
             sinks: required(self.sinks, "sinks")?,
             rss_bytes: self.rss_bytes.flatten(),
-            fleet: None,
+            fleet: self.fleet.flatten(),
         })
     }
 }
@@ -1019,8 +1024,9 @@ impl<'de> Deserialize<'de> for Alert {
     }
 }
 
-/// Reads a report of `"type": "health"`, its [`ReporterStats`] and [`SinkHealth`] entries
-/// included. Its time comes back to the second, as written.
+/// Reads a report of `"type": "health"`, its [`ReporterStats`], [`SinkHealth`] entries and
+/// [`FleetHealth`] included. Its time comes back to the second, as written; without a `fleet`
+/// key, its [`fleet`](HealthReport::fleet) is `None`.
 impl<'de> Deserialize<'de> for HealthReport {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_slots(d)
@@ -1114,6 +1120,119 @@ impl<'de> Deserialize<'de> for SinkHealth {
                     consecutive_failures: need(consecutive, SinkKey::ConsecutiveFailures)?,
                     down: need(down, SinkKey::Down)?,
                     latency: latency.flatten().map(Duration::from_micros),
+                })
+            }
+        }
+
+        d.deserialize_map(V)
+    }
+}
+
+keys! {
+    /// The keys of a health report's [`FleetHealth`].
+    enum FleetKey {
+        Instance = "instance",
+        Leader = "leader",
+        Stale = "stale",
+        LastWrite = "last_write",
+        FailedWrites = "failed_writes",
+        LostDeliveries = "lost_deliveries",
+        DroppedCounts = "dropped_counts",
+        DroppedAlerts = "dropped_alerts",
+        PendingDeliveries = "pending_deliveries",
+    }
+}
+
+/// Reads a health report's `fleet`. `last_write` comes back to the millisecond, as written, and
+/// may be `null` or absent (never written yet); unknown keys are skipped.
+///
+/// # Example
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use webhook_monitor::report::HealthReport;
+///
+/// let line = r#"{"type":"health","at":"2026-11-28T19:30:00Z","enqueued":120,"dropped_full":0,"dropped_closed":0,"sent":118,"failed":0,"batches":9,"alerts":1,"sink_panics":0,"watcher_panics":0,"queue_depth":2,"rss_bytes":null,"fleet":{"instance":"web-2","leader":false,"stale":true,"last_write":"2026-11-28T19:29:12.250Z","failed_writes":4,"lost_deliveries":17,"dropped_counts":0,"dropped_alerts":0,"pending_deliveries":31},"sinks":[]}"#;
+///
+/// let health: HealthReport = serde_json::from_str(line)?;
+/// let fleet = health.fleet.as_ref().expect("an instance of a fleet");
+/// assert_eq!(&*fleet.instance, "web-2");
+/// assert!(fleet.stale && !fleet.leader);
+/// let last_write = UNIX_EPOCH + Duration::from_millis(1_795_894_152_250);
+/// assert_eq!(fleet.last_write, Some(last_write));
+/// assert_eq!(serde_json::to_string(&health)?, line);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> Deserialize<'de> for FleetHealth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+
+        impl<'de> Visitor<'de> for V {
+            type Value = FleetHealth;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an instance's view of its fleet")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FleetHealth, A::Error> {
+                fn put<T, E: de::Error>(
+                    slot: &mut Option<T>,
+                    key: FleetKey,
+                    v: T,
+                ) -> Result<(), E> {
+                    if slot.is_some() {
+                        return Err(E::duplicate_field(key.name()));
+                    }
+                    *slot = Some(v);
+                    Ok(())
+                }
+                fn need<T, E: de::Error>(slot: Option<T>, key: FleetKey) -> Result<T, E> {
+                    slot.ok_or_else(|| E::missing_field(key.name()))
+                }
+                let (mut instance, mut leader, mut stale, mut last_write) =
+                    (None, None, None, None);
+                let (mut failed_writes, mut lost, mut dropped_counts) = (None, None, None);
+                let (mut dropped_alerts, mut pending) = (None, None);
+                while let Some(key) = map.next_key::<FleetKey>()? {
+                    let counter = match key {
+                        FleetKey::Instance => {
+                            put(&mut instance, key, map.next_value::<String>()?)?;
+                            continue;
+                        }
+                        FleetKey::Leader => {
+                            put(&mut leader, key, map.next_value::<bool>()?)?;
+                            continue;
+                        }
+                        FleetKey::Stale => {
+                            put(&mut stale, key, map.next_value::<bool>()?)?;
+                            continue;
+                        }
+                        FleetKey::LastWrite => {
+                            put(&mut last_write, key, map.next_value::<Option<Rfc3339>>()?)?;
+                            continue;
+                        }
+                        FleetKey::Unknown => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                        FleetKey::FailedWrites => &mut failed_writes,
+                        FleetKey::LostDeliveries => &mut lost,
+                        FleetKey::DroppedCounts => &mut dropped_counts,
+                        FleetKey::DroppedAlerts => &mut dropped_alerts,
+                        FleetKey::PendingDeliveries => &mut pending,
+                    };
+                    put(counter, key, map.next_value::<u64>()?)?;
+                }
+                Ok(FleetHealth {
+                    instance: Arc::from(need::<String, _>(instance, FleetKey::Instance)?),
+                    leader: need(leader, FleetKey::Leader)?,
+                    stale: need(stale, FleetKey::Stale)?,
+                    last_write: last_write.flatten().map(|t| t.0),
+                    failed_writes: need(failed_writes, FleetKey::FailedWrites)?,
+                    lost_deliveries: need(lost, FleetKey::LostDeliveries)?,
+                    dropped_counts: need(dropped_counts, FleetKey::DroppedCounts)?,
+                    dropped_alerts: need(dropped_alerts, FleetKey::DroppedAlerts)?,
+                    pending_deliveries: need(pending, FleetKey::PendingDeliveries)?,
                 })
             }
         }
@@ -1921,6 +2040,89 @@ mod tests {
             .contains(r#""rss_bytes":null"#));
     }
 
+    /// A fleet view with every counter distinct.
+    fn fleet(last_write: Option<SystemTime>) -> FleetHealth {
+        FleetHealth {
+            instance: "web-2".into(),
+            leader: true,
+            stale: false,
+            last_write,
+            failed_writes: 1,
+            lost_deliveries: 2,
+            dropped_counts: 3,
+            dropped_alerts: 4,
+            pending_deliveries: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn health_reports_with_and_without_a_fleet() {
+        let stale = FleetHealth {
+            leader: false,
+            stale: true,
+            instance: "web-3 \"eu\" é".into(),
+            ..fleet(None)
+        };
+        for (written, read) in [
+            (None, None),
+            // The last write is written, and read back, to the millisecond.
+            (
+                Some(fleet(Some(at(123_999_999)))),
+                Some(fleet(Some(at(123_000_000)))),
+            ),
+            (Some(stale.clone()), Some(stale)),
+        ] {
+            for sinks in [vec![], vec![SinkHealth::new("slack")]] {
+                let report = HealthReport {
+                    fleet: written.clone(),
+                    ..health(sinks)
+                };
+                let back = match round_trip(&Report::Health(Box::new(report.clone()))) {
+                    Report::Health(h) => *h,
+                    other => panic!("not a health report: {other:?}"),
+                };
+                assert_eq!(
+                    back,
+                    HealthReport {
+                        at: at(0),
+                        fleet: read.clone(),
+                        ..report
+                    }
+                );
+            }
+        }
+        // Written between `rss_bytes` and `sinks`, only when set.
+        let report = HealthReport {
+            fleet: Some(fleet(Some(at(123_999_999)))),
+            ..health(vec![])
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        let written = r#""rss_bytes":18446744073709551615,"fleet":{"instance":"web-2","leader":true,"stale":false,"last_write":"2026-11-28T19:30:00.123Z","failed_writes":1,"lost_deliveries":2,"dropped_counts":3,"dropped_alerts":4,"pending_deliveries":18446744073709551615},"sinks":[]}"#;
+        assert!(json.ends_with(written), "{json}");
+        let without = serde_json::to_string(&health(vec![])).unwrap();
+        assert!(!without.contains("fleet"), "{without}");
+        // A report from before fleets, or with a `null` fleet, reads as none.
+        let back: HealthReport = serde_json::from_str(&without).unwrap();
+        assert_eq!(back.fleet, None);
+        let null = without.replace(r#""sinks""#, r#""fleet":null,"sinks""#);
+        let back: HealthReport = serde_json::from_str(&null).unwrap();
+        assert_eq!(back.fleet, None);
+        assert_eq!(serde_json::to_string(&back).unwrap(), without);
+        // In the fleet, unknown keys are skipped and `last_write` may be absent or null.
+        let newer = json.replace(
+            r#""last_write":"2026-11-28T19:30:00.123Z","#,
+            r#""lease_holder":{"id":["web-1"]},"#,
+        );
+        let back: HealthReport = serde_json::from_str(&newer).unwrap();
+        assert_eq!(back.fleet, Some(fleet(None)));
+        let null = json.replace("\"2026-11-28T19:30:00.123Z\"", "null");
+        let back: HealthReport = serde_json::from_str(&null).unwrap();
+        assert_eq!(back.fleet, Some(fleet(None)));
+        assert!(serde_json::to_string(&back)
+            .unwrap()
+            .contains(r#""last_write":null"#));
+    }
+
     #[test]
     fn unknown_keys_are_skipped_and_null_keys_may_be_absent() {
         let report = Report::Delivery(full(Outcome::Failure(FailureKind::ServerError)));
@@ -1930,7 +2132,7 @@ mod tests {
         // Keys of another report type, after `type`, are skipped unread; so are unknown keys,
         // and `mean_retry_interval_ms`, derived.
         let text = format!(
-            r#"{{"type":"delivery","zzz":[{{}}],"figures":[1,2],"sinks":"not a list","instance":7,{rest},"new_key":{{"nested":[true,null]}},"mean_retry_interval_ms":"derived: not read"}}"#
+            r#"{{"type":"delivery","zzz":[{{}}],"figures":[1,2],"sinks":"not a list","instance":7,"fleet":[],{rest},"new_key":{{"nested":[true,null]}},"mean_retry_interval_ms":"derived: not read"}}"#
         );
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
@@ -1985,6 +2187,21 @@ mod tests {
         use serde_json::json;
 
         let delivery = serde_json::to_value(Report::Delivery(full(Outcome::Success))).unwrap();
+        let in_fleet = serde_json::to_value(Report::Health(Box::new(HealthReport {
+            fleet: Some(fleet(Some(at(0)))),
+            ..health(vec![])
+        })))
+        .unwrap();
+        let fleet_with = |key: &str, value: serde_json::Value| {
+            let mut fleet = in_fleet["fleet"].clone();
+            fleet[key] = value;
+            fleet
+        };
+        let fleet_without = |key: &str| {
+            let mut fleet = in_fleet["fleet"].clone();
+            fleet.as_object_mut().unwrap().remove(key);
+            fleet
+        };
         let cases: Vec<(String, &str)> = vec![
             (edit(&delivery, "type", None), "missing field `type`"),
             (
@@ -2219,6 +2436,48 @@ mod tests {
                 r#"{"type":"alert","instance":"a","instance":"b"}"#.to_owned(),
                 "duplicate field `instance`",
             ),
+            (
+                edit(&in_fleet, "fleet", Some(json!([]))),
+                "expected an instance's view of its fleet",
+            ),
+            (
+                edit(&in_fleet, "fleet", Some(json!({"instance": "web-2"}))),
+                "missing field `leader`",
+            ),
+            (
+                edit(
+                    &in_fleet,
+                    "fleet",
+                    Some(fleet_without("pending_deliveries")),
+                ),
+                "missing field `pending_deliveries`",
+            ),
+            (
+                edit(
+                    &in_fleet,
+                    "fleet",
+                    Some(fleet_with("last_write", json!("noon"))),
+                ),
+                "invalid time",
+            ),
+            (
+                edit(
+                    &in_fleet,
+                    "fleet",
+                    Some(fleet_with("failed_writes", json!(-1))),
+                ),
+                "invalid value",
+            ),
+            (
+                edit(&in_fleet, "fleet", Some(fleet_with("stale", json!("yes")))),
+                "invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                serde_json::to_string(&in_fleet)
+                    .unwrap()
+                    .replace(r#""stale":false"#, r#""stale":false,"stale":true"#),
+                "duplicate field `stale`",
+            ),
             ("[]".to_owned(), "invalid type: sequence, expected a report"),
             ("\"delivery\"".to_owned(), "invalid type: string"),
             ("{\"type\":\"delivery\"".to_owned(), "EOF"),
@@ -2260,7 +2519,10 @@ mod tests {
                 figures: figures(AlertKind::NearTimeout),
                 instance: Some("web-2".into()),
             }),
-            Report::Health(Box::new(health(vec![SinkHealth::new("s")]))),
+            Report::Health(Box::new(HealthReport {
+                fleet: Some(fleet(Some(at(123_999_999)))),
+                ..health(vec![SinkHealth::new("s")])
+            })),
         ];
         let mut parsed = 0;
         for report in &reports {

@@ -314,8 +314,8 @@ impl Serialize for DeliveryReport {
 /// shows here, through the sinks that still work.
 ///
 /// Serializes to, and deserializes from, the `"type": "health"` object of
-/// `docs/report-schema.md` (see [`Report`]), its [`ReporterStats`] and [`SinkHealth`] entries
-/// included. Read back, [`at`](Self::at) is to the second, as written.
+/// `docs/report-schema.md` (see [`Report`]), its [`ReporterStats`], [`SinkHealth`] entries and
+/// [`FleetHealth`] included. Read back, [`at`](Self::at) is to the second, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HealthReport {
@@ -332,6 +332,8 @@ pub struct HealthReport {
     pub rss_bytes: Option<u64>,
     /// This instance's view of the fleet, with
     /// [`ReporterBuilder::fleet`](crate::report::ReporterBuilder::fleet); `None` without.
+    /// Written as the `fleet` object only when set: outside a fleet, the report is written as
+    /// it was before.
     pub fleet: Option<FleetHealth>,
 }
 
@@ -339,6 +341,10 @@ pub struct HealthReport {
 /// [`ReporterBuilder::fleet`](crate::report::ReporterBuilder::fleet)): whether it holds the
 /// fleet watchers' lease, whether its view is stale, and what its
 /// [`RedisHistory`](crate::history::RedisHistory) could not write.
+///
+/// Written as a health report's `fleet` object (see [`HealthReport`] and
+/// `docs/report-schema.md`), its keys named as its fields, [`last_write`](Self::last_write) in
+/// RFC 3339 to the millisecond (or `null`); deserializes from it.
 ///
 /// # Example
 ///
@@ -382,7 +388,7 @@ pub struct FleetHealth {
 impl Serialize for HealthReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = &self.reporter;
-        let mut m = s.serialize_map(Some(14))?;
+        let mut m = s.serialize_map(Some(14 + usize::from(self.fleet.is_some())))?;
         m.serialize_entry("type", "health")?;
         let at = humantime::format_rfc3339_seconds(self.at).to_string();
         m.serialize_entry("at", &at)?;
@@ -397,7 +403,33 @@ impl Serialize for HealthReport {
         m.serialize_entry("watcher_panics", &r.watcher_panics)?;
         m.serialize_entry("queue_depth", &r.queue_depth)?;
         m.serialize_entry("rss_bytes", &self.rss_bytes)?;
+        // Only when set: a report outside a fleet is written as it was before fleets.
+        if let Some(fleet) = &self.fleet {
+            m.serialize_entry("fleet", &FleetEntry(fleet))?;
+        }
         m.serialize_entry("sinks", &SinkList(&self.sinks))?;
+        m.end()
+    }
+}
+
+struct FleetEntry<'a>(&'a FleetHealth);
+
+impl Serialize for FleetEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let h = self.0;
+        let mut m = s.serialize_map(Some(9))?;
+        m.serialize_entry("instance", &*h.instance)?;
+        m.serialize_entry("leader", &h.leader)?;
+        m.serialize_entry("stale", &h.stale)?;
+        let last_write = h
+            .last_write
+            .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        m.serialize_entry("last_write", &last_write)?;
+        m.serialize_entry("failed_writes", &h.failed_writes)?;
+        m.serialize_entry("lost_deliveries", &h.lost_deliveries)?;
+        m.serialize_entry("dropped_counts", &h.dropped_counts)?;
+        m.serialize_entry("dropped_alerts", &h.dropped_alerts)?;
+        m.serialize_entry("pending_deliveries", &h.pending_deliveries)?;
         m.end()
     }
 }
@@ -436,7 +468,10 @@ impl Serialize for SinkEntry<'_> {
 }
 
 impl fmt::Display for HealthReport {
-    /// One line: the reporter's counters and the process's resident memory, then each sink's.
+    /// One line: the reporter's counters and the process's resident memory, then in a fleet
+    /// this instance's view of it
+    /// (`; fleet web-2 leader last_write=2026-11-28T19:29:12.250Z failed_writes=0 … STALE`),
+    /// then each sink's.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.reporter;
         write!(
@@ -452,6 +487,29 @@ impl fmt::Display for HealthReport {
                 f,
                 " sink_panics={} watcher_panics={}",
                 r.sink_panics, r.watcher_panics
+            )?;
+        }
+        if let Some(fleet) = &self.fleet {
+            write!(
+                f,
+                "; fleet {}{} last_write=",
+                fleet.instance,
+                if fleet.leader { " leader" } else { "" }
+            )?;
+            match fleet.last_write {
+                Some(t) => write!(f, "{}", humantime::format_rfc3339_millis(t))?,
+                None => f.write_str("-")?,
+            }
+            write!(
+                f,
+                " failed_writes={} lost_deliveries={} dropped_counts={} dropped_alerts={} \
+                 pending_deliveries={}{}",
+                fleet.failed_writes,
+                fleet.lost_deliveries,
+                fleet.dropped_counts,
+                fleet.dropped_alerts,
+                fleet.pending_deliveries,
+                if fleet.stale { " STALE" } else { "" }
             )?;
         }
         for h in &self.sinks {
@@ -565,6 +623,52 @@ mod tests {
     /// compiler moves it inline; past that, with a `memcpy` call each time: an unboxed
     /// `HealthReport` of 128 bytes made it 136, and cost about 145 instructions more per
     /// delivery (callgrind, `monitored`).
+    #[test]
+    fn the_health_line_shows_the_fleet_only_in_one() {
+        use std::time::UNIX_EPOCH;
+
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_894_200);
+        let mut report = HealthReport {
+            at,
+            reporter: ReporterStats::default(),
+            sinks: vec![SinkHealth::new("slack")],
+            rss_bytes: None,
+            fleet: None,
+        };
+        let line = report.to_string();
+        assert!(!line.contains("fleet"), "{line}");
+        report.fleet = Some(FleetHealth {
+            instance: "web-2".into(),
+            leader: true,
+            stale: false,
+            last_write: Some(at - Duration::from_millis(47_750)),
+            failed_writes: 1,
+            lost_deliveries: 2,
+            dropped_counts: 3,
+            dropped_alerts: 4,
+            pending_deliveries: 5,
+        });
+        let line = report.to_string();
+        assert!(
+            line.ends_with(
+                "; fleet web-2 leader last_write=2026-11-28T19:29:12.250Z failed_writes=1 \
+                 lost_deliveries=2 dropped_counts=3 dropped_alerts=4 pending_deliveries=5; \
+                 slack sent=0 failed=0 dropped=0 queued=0 retries=0"
+            ),
+            "{line}"
+        );
+        let fleet = report.fleet.as_mut().unwrap();
+        (fleet.leader, fleet.stale, fleet.last_write) = (false, true, None);
+        let line = report.to_string();
+        assert!(
+            line.contains(
+                "; fleet web-2 last_write=- failed_writes=1 lost_deliveries=2 dropped_counts=3 \
+                 dropped_alerts=4 pending_deliveries=5 STALE; slack"
+            ),
+            "{line}"
+        );
+    }
+
     #[test]
     fn a_report_is_moved_inline() {
         let size = std::mem::size_of::<Report>();
