@@ -1587,6 +1587,20 @@ mod tests {
     }
 
     #[test]
+    fn every_example_in_the_schema_reads_back_byte_for_byte() {
+        let schema = include_str!("../../docs/report-schema.md");
+        let mut examples = 0;
+        for block in schema.split("```json\n").skip(1) {
+            let (line, _) = block.split_once("\n```").unwrap();
+            let report: Report =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(serde_json::to_string(&report).unwrap(), line);
+            examples += 1;
+        }
+        assert_eq!(examples, 4);
+    }
+
+    #[test]
     fn every_outcome_with_and_without_optional_values() {
         let mut seen = 0;
         for outcome in outcomes() {
