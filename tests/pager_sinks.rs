@@ -33,19 +33,37 @@ fn ms(n: u64) -> Duration {
 /// An alert report, read from its JSON (docs/report-schema.md), opened at 10:00:00 and
 /// resolved (if it is) at 10:07:30. `figures` is JSON text, read in its order.
 fn alert(kind: &str, route: &str, state: &str, figures: &str) -> Report {
+    instance_alert(kind, route, None, state, figures)
+}
+
+/// [`alert`], about one instance of a fleet when `instance` is set.
+fn instance_alert(
+    kind: &str,
+    route: &str,
+    instance: Option<&str>,
+    state: &str,
+    figures: &str,
+) -> Report {
     let severity = match kind {
-        "silence" | "all_rejected" | "failure_rate" | "consecutive_failures" => "critical",
+        "silence"
+        | "all_rejected"
+        | "failure_rate"
+        | "consecutive_failures"
+        | "instance_failure_rate" => "critical",
         _ => "warning",
     };
     let at = match state {
         "opened" => "2026-03-01T10:00:00Z",
         _ => "2026-03-01T10:07:30Z",
     };
-    let head = json!({
+    let mut head = json!({
         "type": "alert", "kind": kind, "route": route, "severity": severity, "state": state,
         "opened_at": "2026-03-01T10:00:00Z", "at": at,
-    })
-    .to_string();
+    });
+    if let Some(instance) = instance {
+        head["instance"] = instance.into();
+    }
+    let head = head.to_string();
     let json = format!("{},\"figures\":{figures}}}", head.trim_end_matches('}'));
     serde_json::from_str(&json).unwrap()
 }
@@ -126,6 +144,28 @@ const OPENED_FIGURES: &str =
 const RESOLVED_FIGURES: &str =
     r#"{"failure_rate": 0.05, "failed": 1, "handled": 20, "window_minutes": 5}"#;
 
+/// The figures of [`two_instances`]' alerts.
+const INSTANCE_FIGURES: &str = r#"{"failure_rate": 0.8, "failed": 16, "handled": 20, "others_failure_rate": 0.05, "window_minutes": 5}"#;
+
+/// The same alert about two instances of a fleet, `web-1` and `web-2`, opened; then `web-2`'s
+/// resolved.
+fn two_instances() -> [Report; 3] {
+    let on = |instance, state| {
+        instance_alert(
+            "instance_failure_rate",
+            "orders",
+            Some(instance),
+            state,
+            INSTANCE_FIGURES,
+        )
+    };
+    [
+        on("web-1", "opened"),
+        on("web-2", "opened"),
+        on("web-2", "resolved"),
+    ]
+}
+
 /// A batch with a failure-rate alert on `route` that opened (at 1) and the same resolved (at
 /// 3), among reports that are not alerts: a sink sends the two, in order.
 async fn opened_then_resolved(route: &str) -> [Report; 4] {
@@ -189,6 +229,47 @@ async fn pagerduty_triggers_then_resolves_the_same_incident_and_ignores_other_re
         (2, 2, 0, 0),
         "{h:?}"
     );
+}
+
+#[tokio::test]
+async fn pagerduty_keys_an_instance_alert_by_its_instance_too() {
+    let (backend, addr) = Backend::serve([], 202).await;
+    let sink = pagerduty(addr);
+    deliver(&sink, &two_instances()).await.unwrap();
+
+    let seen: Vec<Value> = backend.seen().iter().map(|s| s.json()).collect();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    // Two incidents, one per instance; the resolution closes web-2's only.
+    let keys: Vec<_> = seen.iter().map(|s| s["dedup_key"].clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            "webhook-monitor/orders/instance_failure_rate/web-1",
+            "webhook-monitor/orders/instance_failure_rate/web-2",
+            "webhook-monitor/orders/instance_failure_rate/web-2",
+        ]
+    );
+    assert_eq!(
+        seen[1],
+        json!({
+            "routing_key": PD_KEY,
+            "event_action": "trigger",
+            "dedup_key": "webhook-monitor/orders/instance_failure_rate/web-2",
+            "client": "webhook-monitor",
+            "payload": {
+                "summary": "[critical] orders: an instance fails far more than the rest of the \
+                            fleet on web-2 (opened) failure_rate=0.800 failed=16 handled=20 \
+                            others_failure_rate=0.050 window_minutes=5",
+                "source": "orders",
+                "severity": "critical",
+                "timestamp": "2026-03-01T10:00:00Z",
+                "component": "orders",
+                "class": "instance_failure_rate",
+                "custom_details": value(INSTANCE_FIGURES),
+            },
+        })
+    );
+    assert_eq!(seen[2]["event_action"], "resolve");
 }
 
 #[tokio::test]
@@ -418,6 +499,49 @@ async fn opsgenie_creates_then_closes_the_alert_by_its_alias_and_ignores_other_r
         (h.accepted, h.sent, h.failed, h.retries),
         (2, 2, 0, 0),
         "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn opsgenie_aliases_an_instance_alert_by_its_instance_too() {
+    let (backend, addr) = Backend::serve([], 202).await;
+    let sink = opsgenie(addr);
+    let batch = two_instances();
+    deliver(&sink, &batch).await.unwrap();
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    // Two Opsgenie alerts, one per instance; the resolution closes web-2's only.
+    assert_eq!(
+        seen[0].json()["alias"],
+        "webhook-monitor/orders/instance_failure_rate/web-1"
+    );
+    assert_eq!(
+        seen[1].json(),
+        json!({
+            "message": "[critical] orders: an instance fails far more than the rest of the \
+                        fleet on web-2 (opened)",
+            "alias": "webhook-monitor/orders/instance_failure_rate/web-2",
+            "description": as_alert(&batch[1]).to_string(),
+            "priority": "P1",
+            "source": "webhook-monitor",
+            "entity": "orders",
+            "tags": ["webhook-monitor", "orders", "instance_failure_rate"],
+            "details": {
+                "failure_rate": "0.8", "failed": "16", "handled": "20",
+                "others_failure_rate": "0.05", "window_minutes": "5",
+            },
+        })
+    );
+    assert_eq!(
+        seen[2].path,
+        "/v2/alerts/webhook-monitor%2Forders%2Finstance_failure_rate%2Fweb-2/close"
+    );
+    assert_eq!(
+        seen[2].json()["note"],
+        "[critical] orders: an instance fails far more than the rest of the fleet on web-2 \
+         (resolved) failure_rate=0.800 failed=16 handled=20 others_failure_rate=0.050 \
+         window_minutes=5"
     );
 }
 

@@ -3,10 +3,22 @@
 
 use crate::{watch::Alert, FieldValue};
 
-/// `[severity] route: what was detected (opened|resolved)`: the alert's one-line summary
-/// without its figures, at most `chars` characters.
+/// `[severity] route: what was detected (opened|resolved)`, or `… on <instance> (opened)`: the
+/// alert's one-line summary without its figures, at most `chars` characters.
 pub(crate) fn headline(alert: &Alert, chars: usize) -> String {
     truncate(&alert.headline().to_string(), chars).to_owned()
+}
+
+/// `webhook-monitor/<route>/<kind>`, then `/<instance>` for an alert with an
+/// [instance](Alert::instance): what identifies an alert to a pager (PagerDuty's `dedup_key`,
+/// Opsgenie's `alias`), so that one route's alert of one kind is one incident, and on two
+/// instances of a fleet, two.
+pub(crate) fn alert_key(alert: &Alert) -> String {
+    let (route, kind) = (&alert.route, alert.kind.as_str());
+    match &alert.instance {
+        Some(instance) => format!("webhook-monitor/{route}/{kind}/{instance}"),
+        None => format!("webhook-monitor/{route}/{kind}"),
+    }
 }
 
 /// A figure's value as text, as in the alert's summary (floats with three decimals) but

@@ -8,7 +8,7 @@ use super::{
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
-use crate::report::alert_text::truncate;
+use crate::report::alert_text::{alert_key, truncate};
 use crate::{
     report::{Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},
@@ -56,10 +56,13 @@ const MAX_DESCRIPTION: usize = 15_000;
 /// How an [`Alert`] is mapped:
 ///
 /// - `alias`: `webhook-monitor/<route>/<kind>`, so one route's alert of one kind is one
-///   Opsgenie alert, opened and closed in turn;
+///   Opsgenie alert, opened and closed in turn; for an alert about one instance of a fleet
+///   (its [`instance`](Alert::instance) is set), `webhook-monitor/<route>/<kind>/<instance>`,
+///   so that two instances' alerts are two Opsgenie alerts;
 /// - `message`: the start of the alert's one-line summary (its
 ///   [`Display`](Alert#impl-Display-for-Alert)) without the figures — severity, route, what
-///   was detected, `(opened)` — cut to 130 characters (Opsgenie's limit);
+///   was detected, `on <instance>` if any, `(opened)` — cut to 130 characters (Opsgenie's
+///   limit);
 /// - `description`: the whole summary, figures included (cut to Opsgenie's 15 000
 ///   characters); the closing `note` is the resolved alert's summary;
 /// - `priority`: `P1` for a critical alert, `P3` for a warning;
@@ -150,7 +153,7 @@ impl OpsgenieSink {
     fn call(&self, alert: &Alert) -> Call {
         let route = &*alert.route;
         let kind = alert.kind.as_str();
-        let alias = format!("webhook-monitor/{route}/{kind}");
+        let alias = alert_key(alert);
         let (url, body) = match alert.state {
             AlertState::Opened => {
                 let message = alert.headline().to_string();

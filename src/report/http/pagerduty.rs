@@ -7,7 +7,7 @@ use super::{
     transport::{Backend, Call},
     HttpSinkError, HttpTransport,
 };
-use crate::report::alert_text::truncate;
+use crate::report::alert_text::{alert_key, truncate};
 use crate::{
     report::{FieldMap, Report, Sink, SinkError, SinkHealth},
     watch::{Alert, AlertState, Severity},
@@ -53,9 +53,12 @@ const MAX_SUMMARY: usize = 1024;
 /// How an [`Alert`] is mapped:
 ///
 /// - `dedup_key`: `webhook-monitor/<route>/<kind>`, so one route's alert of one kind is one
-///   incident, opened and resolved in turn;
-/// - `summary`: the alert's one-line summary (its [`Display`](Alert#impl-Display-for-Alert)),
-///   cut to 1024 characters (PagerDuty's limit) on a character boundary;
+///   incident, opened and resolved in turn; for an alert about one instance of a fleet (its
+///   [`instance`](Alert::instance) is set), `webhook-monitor/<route>/<kind>/<instance>`, so
+///   that two instances' alerts are two incidents;
+/// - `summary`: the alert's one-line summary (its [`Display`](Alert#impl-Display-for-Alert),
+///   which names the instance, if any), cut to 1024 characters (PagerDuty's limit) on a
+///   character boundary;
 /// - `source`: the route's name, or the [`source`](Self::source) set (a host name, say);
 /// - `severity`: `critical` or `warning`, as the alert's;
 /// - `timestamp`: when the alert opened, RFC 3339 to the second;
@@ -142,7 +145,7 @@ impl PagerDutySink {
     fn event(&self, alert: &Alert) -> serde_json::Value {
         let route = &*alert.route;
         let kind = alert.kind.as_str();
-        let dedup_key = format!("webhook-monitor/{route}/{kind}");
+        let dedup_key = alert_key(alert);
         match alert.state {
             AlertState::Resolved => serde_json::json!({
                 "routing_key": self.routing_key,
