@@ -1,6 +1,7 @@
 //! The chat and SMS alert sinks (Discord, Teams, Twilio) against a real server on loopback:
 //! the exact request each sends per alert, colours and severities, the shared rate limit and
-//! its note of dropped alerts, and what they ignore.
+//! its note of dropped alerts, what they ignore, and how each (Slack's too) names the instance
+//! of an alert about one instance of a fleet.
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,9 @@ use serde_json::{json, Value};
 // requests are answered, so they are all recorded by then.
 use common::recorder::{Backend, Seen};
 use webhook_monitor::report::{
-    http::{DiscordSink, HttpSinkError, HttpTransport, RetryPolicy, TeamsSink, TwilioSmsSink},
+    http::{
+        DiscordSink, HttpSinkError, HttpTransport, RetryPolicy, SlackSink, TeamsSink, TwilioSmsSink,
+    },
     Report, Sink, SinkHealth,
 };
 use webhook_monitor::watch::Severity;
@@ -43,6 +46,23 @@ fn warning(state: &str) -> Report {
     let figures = r#"{"per_minute":90,"trailing_mean":7.25}"#;
     alert("spike", "warning", state, "orders", figures)
 }
+
+/// An alert about `web-2`, one instance of a fleet, on `orders`.
+fn instance_alert(state: &str) -> Report {
+    let figures = r#"{"failure_rate":0.8,"failed":16,"handled":20,"others_failure_rate":0.05,"window_minutes":5}"#;
+    let alert = format!(
+        r#"{{"type":"alert","kind":"instance_failure_rate","route":"orders","instance":"web-2","severity":"critical","state":"{state}","opened_at":"{OPENED_AT}","at":"{AT}","figures":{figures}}}"#,
+    );
+    serde_json::from_str(&alert).unwrap()
+}
+
+/// [`instance_alert`]'s summary without its figures.
+const INSTANCE_HEADLINE: &str =
+    "[critical] orders: an instance fails far more than the rest of the fleet on web-2 (opened)";
+
+/// [`instance_alert`]'s figures, after its headline.
+const INSTANCE_FIGURES: &str =
+    "failure_rate=0.800 failed=16 handled=20 others_failure_rate=0.050 window_minutes=5";
 
 // ---------------------------------------------------------------------------------------------
 // Sinks.
@@ -168,6 +188,21 @@ async fn discord_posts_one_embed_per_alert_coloured_by_severity_and_state() {
     );
     // Deliveries and health reports are not taken on.
     assert_eq!(counts(&sink), ("discord".into(), 3, 3, 0));
+}
+
+#[tokio::test]
+async fn discord_names_the_instance_of_an_alert_about_one() {
+    let (backend, addr) = Backend::serve([], 200).await;
+    let sink = discord(addr, Duration::ZERO);
+    deliver(&sink, &[instance_alert("opened")]).await;
+
+    let embed = backend.seen()[0].json()["embeds"][0].clone();
+    assert_eq!(embed["title"], INSTANCE_HEADLINE);
+    assert_eq!(
+        embed["description"],
+        "kind: `instance_failure_rate`, instance: `web-2`"
+    );
+    assert_eq!(embed["fields"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -347,6 +382,31 @@ async fn teams_posts_one_adaptive_card_per_alert_coloured_by_severity_and_state(
 }
 
 #[tokio::test]
+async fn teams_names_the_instance_of_an_alert_about_one() {
+    let (backend, addr) = Backend::serve([], 200).await;
+    let sink = teams(addr, Duration::ZERO);
+    deliver(&sink, &[instance_alert("opened")]).await;
+
+    let seen = backend.seen();
+    assert_eq!(
+        seen[0].json(),
+        card(json!([
+            heading(INSTANCE_HEADLINE, "Attention"),
+            {"type": "FactSet", "facts": [
+                {"title": "kind", "value": "instance_failure_rate"},
+                {"title": "instance", "value": "web-2"},
+                {"title": "opened at", "value": OPENED_AT},
+                {"title": "failure_rate", "value": "0.800"},
+                {"title": "failed", "value": "16"},
+                {"title": "handled", "value": "20"},
+                {"title": "others_failure_rate", "value": "0.050"},
+                {"title": "window_minutes", "value": "5"},
+            ]},
+        ]))
+    );
+}
+
+#[tokio::test]
 async fn teams_drops_alerts_past_its_rate_limit_and_says_so_in_the_next_card() {
     let (backend, addr) = Backend::serve([], 200).await;
     let min_interval = ms(300);
@@ -486,6 +546,17 @@ async fn twilio_texts_warnings_too_when_asked() {
 }
 
 #[tokio::test]
+async fn twilio_names_the_instance_of_an_alert_about_one() {
+    let (backend, addr) = Backend::serve([], 200).await;
+    let sink = twilio(addr, Duration::ZERO, &["+15550100"]);
+    deliver(&sink, &[instance_alert("opened")]).await;
+
+    let text = format!("webhook-monitor: {INSTANCE_HEADLINE} {INSTANCE_FIGURES}");
+    assert_eq!(sms_text(&instance_alert("opened")), text);
+    assert_eq!(forms(&backend), [form("+15550100", &text)]);
+}
+
+#[tokio::test]
 async fn twilio_cuts_the_text_at_320_characters() {
     let (backend, addr) = Backend::serve([], 200).await;
     let sink = twilio(addr, Duration::ZERO, &["+15550100"]);
@@ -542,4 +613,29 @@ fn twilio_debug_hides_the_token_the_account_and_the_numbers() {
     let error = TwilioSmsSink::new(&transport(), "AC:0123", "t0k3n", FROM, "+1").unwrap_err();
     assert!(matches!(error, HttpSinkError::InvalidHeader), "{error:?}");
     assert!(!format!("{error:?} {error}").contains("t0k3n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slack (its other tests are in tests/http_sinks.rs).
+
+#[tokio::test]
+async fn slack_names_the_instance_of_an_alert_about_one() {
+    let (backend, addr) = Backend::serve([], 200).await;
+    let sink = SlackSink::new(
+        &transport(),
+        &format!("http://{addr}/services/T0/B0/s3cr3t"),
+    )
+    .unwrap()
+    .min_interval(Duration::ZERO);
+    deliver(&sink, &[instance_alert("opened")]).await;
+
+    assert_eq!(
+        backend.seen()[0].json(),
+        json!({
+            "text": format!(
+                ":rotating_light: {INSTANCE_HEADLINE} {INSTANCE_FIGURES} \
+                 (kind: instance_failure_rate)"
+            ),
+        })
+    );
 }

@@ -299,6 +299,10 @@ async fn one_message_per_alert_with_plain_text_and_escaped_html() {
         "{plain}"
     );
     assert!(plain.contains("kind: failure_rate"), "{plain}");
+    assert!(
+        !plain.contains("instance"),
+        "not about an instance: {plain}"
+    );
     for figure in [
         "- failure_rate: 0.600",
         "- failed: 12",
@@ -322,6 +326,10 @@ async fn one_message_per_alert_with_plain_text_and_escaped_html() {
     );
     assert!(!html.contains("<b>"), "the route is text: {html}");
     assert!(
+        html.contains("<p>kind: <code>failure_rate</code></p>"),
+        "{html}"
+    );
+    assert!(
         html.contains("<tr><th align=\"left\">failure_rate</th><td>0.600</td></tr>"),
         "{html}"
     );
@@ -334,6 +342,52 @@ async fn one_message_per_alert_with_plain_text_and_escaped_html() {
     );
     assert!(text(resolved, "text/plain").contains("resolved at: 2026-11-28T19:30:00Z"));
     assert_eq!(counts(&sink), (2, 2, 0, 0));
+}
+
+#[tokio::test]
+async fn an_alert_about_one_instance_names_it_in_the_subject_and_both_parts() {
+    let Some(server) = SmtpServer::start("instance") else {
+        return;
+    };
+    let sink = server.sink().build().unwrap();
+    let mut report = serde_json::to_value(critical("opened", "orders")).unwrap();
+    report["kind"] = "instance_failure_rate".into();
+    report["instance"] = "web-2 <eu>".into();
+    let report: Report = serde_json::from_value(report).unwrap();
+    send(&sink, &[report]).await;
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let headline = "orders: an instance fails far more than the rest of the fleet on web-2 <eu>";
+    assert_eq!(
+        messages[0]["subject"],
+        format!("[webhook-monitor] CRITICAL opened: {headline}")
+    );
+    let plain = text(&messages[0], "text/plain");
+    assert!(
+        plain.contains(&format!("[critical] {headline} (opened) failed=12")),
+        "{plain}"
+    );
+    let lines: Vec<&str> = plain.lines().collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["kind: instance_failure_rate", "instance: web-2 <eu>"]),
+        "{plain}"
+    );
+    let html = text(&messages[0], "text/html");
+    let escaped = headline.replace('<', "&lt;").replace('>', "&gt;");
+    assert!(
+        html.contains(&format!("<h2>[critical] {escaped} (opened)</h2>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<p>kind: <code>instance_failure_rate</code>, instance: <code>web-2 &lt;eu&gt;</code></p>"
+        ),
+        "{html}"
+    );
+    assert_eq!(counts(&sink), (1, 1, 0, 0));
 }
 
 #[tokio::test]

@@ -322,10 +322,12 @@ impl fmt::Debug for EmailSinkBuilder {
 /// ```text
 /// Subject: [webhook-monitor] CRITICAL opened: payments: failure rate above threshold
 /// Subject: [webhook-monitor] resolved: payments: failure rate above threshold
+/// Subject: [webhook-monitor] CRITICAL opened: orders: an instance fails far more than the rest of the fleet on web-2
 /// Subject: [webhook-monitor] 3 alerts (2 critical opened, 1 resolved)
 /// ```
 ///
-/// The body gives each alert's one-line summary, its kind, its figures as a list (a table in
+/// The body gives each alert's one-line summary, its kind, its instance (for an alert about one
+/// instance of a fleet), its figures as a list (a table in
 /// HTML), when it opened and, for a resolved alert, when it resolved (RFC 3339, UTC, to the
 /// second).
 ///
@@ -525,7 +527,8 @@ impl fmt::Debug for EmailSink {
     }
 }
 
-/// `CRITICAL opened: payments: failure rate above threshold`, or `resolved: …`.
+/// `CRITICAL opened: payments: failure rate above threshold`, or `resolved: …`; with `on web-2`
+/// at the end for an alert about one instance.
 fn triage_line(alert: &Alert) -> String {
     let state = match alert.state {
         AlertState::Opened => match alert.severity {
@@ -534,7 +537,11 @@ fn triage_line(alert: &Alert) -> String {
         },
         AlertState::Resolved => "resolved",
     };
-    format!("{state}: {}: {}", alert.route, alert.kind.describe())
+    let mut line = format!("{state}: {}: {}", alert.route, alert.kind.describe());
+    if let Some(instance) = &alert.instance {
+        let _ = write!(line, " on {instance}");
+    }
+    line
 }
 
 fn subject(alerts: &[Alert]) -> String {
@@ -585,6 +592,9 @@ fn plain(alerts: &[Alert]) -> String {
         }
         let _ = writeln!(text, "{alert}");
         let _ = writeln!(text, "\nkind: {}", alert.kind.as_str());
+        if let Some(instance) = &alert.instance {
+            let _ = writeln!(text, "instance: {instance}");
+        }
         for figure in &alert.figures {
             let _ = writeln!(text, "- {}: {}", figure.name, figure_text(&figure.value));
         }
@@ -616,10 +626,14 @@ fn html(alerts: &[Alert]) -> String {
     for alert in alerts {
         let _ = write!(
             html,
-            "<h2>{}</h2>\n<p>kind: <code>{}</code></p>\n<table>\n",
+            "<h2>{}</h2>\n<p>kind: <code>{}</code>",
             escape(&alert.headline().to_string()),
             alert.kind.as_str()
         );
+        if let Some(instance) = &alert.instance {
+            let _ = write!(html, ", instance: <code>{}</code>", escape(instance));
+        }
+        html.push_str("</p>\n<table>\n");
         for figure in &alert.figures {
             let _ = writeln!(
                 html,

@@ -40,7 +40,8 @@ const MAX_FIELDS: usize = 25;
 /// ```
 ///
 /// The title is the alert's one-line summary without its figures (at most 256 characters);
-/// the figures are the embed's fields (at most 25; floats with three decimals). The colour is
+/// the description its kind and, for an alert about one instance of a fleet, the instance
+/// (`` kind: `instance_silent`, instance: `web-2` ``); the figures are the embed's fields (at most 25; floats with three decimals). The colour is
 /// red (`0xD73A49`) for a critical alert opening, yellow (`0xDBAB09`) for a warning opening,
 /// green (`0x2EA44F`) when one resolves; the timestamp is when the alert reached this state.
 /// `allowed_mentions` is empty, so a route name can't ping anyone.
@@ -131,7 +132,7 @@ fn message(alert: &Alert, dropped: u64) -> Value {
         .collect();
     let mut embed = json!({
         "title": headline(alert, TITLE_CHARS),
-        "description": format!("kind: `{}`", alert.kind.as_str()),
+        "description": description(alert),
         "color": color,
         "timestamp": humantime::format_rfc3339_seconds(alert.at).to_string(),
         "fields": fields,
@@ -144,6 +145,16 @@ fn message(alert: &Alert, dropped: u64) -> Value {
         "allowed_mentions": { "parse": [] },
         "embeds": [embed],
     })
+}
+
+/// ``kind: `failure_rate` ``, and ``, instance: `web-2` `` after it for an alert about one
+/// instance.
+fn description(alert: &Alert) -> String {
+    let kind = alert.kind.as_str();
+    match &alert.instance {
+        Some(instance) => format!("kind: `{kind}`, instance: `{instance}`"),
+        None => format!("kind: `{kind}`"),
+    }
 }
 
 impl fmt::Debug for DiscordSink {

@@ -21,8 +21,9 @@ use crate::{
 /// {"text": ":rotating_light: [critical] payments: failure rate above threshold (opened) failure_rate=0.600 failed=12 handled=20 window_minutes=5 (kind: failure_rate)"}
 /// ```
 ///
-/// The text is the alert's one-line summary (severity, route, what was detected, opened or
-/// resolved, and its figures), then its kind, after an icon: `:rotating_light:` for a critical
+/// The text is the alert's one-line summary (severity, route, what was detected, on which
+/// instance for an alert about one instance of a fleet, opened or resolved, and its figures),
+/// then its kind, after an icon: `:rotating_light:` for a critical
 /// alert opening, `:warning:` for a warning opening, `:white_check_mark:` when one resolves.
 /// `&`, `<` and `>` are escaped as Slack asks.
 ///

@@ -44,8 +44,8 @@ use crate::{
 ///
 /// The heading is the alert's one-line summary without its figures (at most 256 characters),
 /// coloured `Attention` for a critical alert opening, `Warning` for a warning opening, `Good`
-/// when one resolves. The facts are the alert's kind, when it opened, then its figures (floats
-/// with three decimals).
+/// when one resolves. The facts are the alert's kind, its instance (only for an alert about
+/// one instance of a fleet), when it opened, then its figures (floats with three decimals).
 ///
 /// # Rate limit
 ///
@@ -116,13 +116,14 @@ fn message(alert: &Alert, dropped: u64) -> Value {
         (_, Severity::Critical) => "Attention",
         _ => "Warning",
     };
-    let mut facts = vec![
-        json!({ "title": "kind", "value": alert.kind.as_str() }),
-        json!({
-            "title": "opened at",
-            "value": humantime::format_rfc3339_seconds(alert.opened_at).to_string(),
-        }),
-    ];
+    let mut facts = vec![json!({ "title": "kind", "value": alert.kind.as_str() })];
+    if let Some(instance) = &alert.instance {
+        facts.push(json!({ "title": "instance", "value": &**instance }));
+    }
+    facts.push(json!({
+        "title": "opened at",
+        "value": humantime::format_rfc3339_seconds(alert.opened_at).to_string(),
+    }));
     facts.extend(
         alert
             .figures

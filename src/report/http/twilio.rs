@@ -36,7 +36,8 @@ const TEXT_CHARS: usize = 320;
 /// ```
 ///
 /// The text is `webhook-monitor: ` then the alert's one-line summary (severity, route, what was
-/// detected, opened or resolved, and its figures), cut to its first 320 characters, then
+/// detected, on which instance for an alert about one instance of a fleet, opened or resolved,
+/// and its figures), cut to its first 320 characters, then
 /// ` (+N dropped)` when the rate limit dropped `N` alerts since the previous text.
 ///
 /// # Rate limit
