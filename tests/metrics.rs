@@ -441,3 +441,26 @@ async fn health_reports_export_the_reporter_and_sink_counters() {
     }
     guard.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test]
+async fn two_instances_alerts_are_two_series() {
+    prometheus();
+    let alert = |instance: &str, state: &str| -> Report {
+        let json = format!(
+            r#"{{"type":"alert","kind":"instance_silent","route":"fleet-route","instance":"{instance}","severity":"warning","state":"{state}","opened_at":"2026-12-03T10:00:00Z","at":"2026-12-03T10:00:00Z","figures":{{}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    };
+    let sink = MetricsSink::new();
+    sink.send(&[alert("web-1", "opened"), alert("web-2", "opened")])
+        .await
+        .unwrap();
+    sink.send(&[alert("web-1", "resolved")]).await.unwrap();
+    let series = |instance: &str| {
+        format!(
+            r#"webhook_alert_open{{route="fleet-route",kind="instance_silent",severity="warning",instance="{instance}"}}"#
+        )
+    };
+    let (one, two) = (series("web-1"), series("web-2"));
+    assert_series(&prometheus().render(), &[(&one, 0.0), (&two, 1.0)]);
+}

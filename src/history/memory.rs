@@ -219,8 +219,9 @@ impl State {
     }
 
     fn alert(&mut self, alert: &Alert, limits: &Limits) {
-        self.open
-            .retain(|a| !(a.kind == alert.kind && a.route == alert.route));
+        self.open.retain(|a| {
+            !(a.kind == alert.kind && a.route == alert.route && a.instance == alert.instance)
+        });
         match alert.state {
             AlertState::Opened => self.open.insert(0, alert.clone()),
             AlertState::Resolved => {
@@ -389,6 +390,27 @@ mod tests {
             r#"{{"type":"delivery","route":"{route}","provider":null,"delivery_id":null,"event_type":null,"attempt":null,"signature":"unchecked","secret_index":null,"status":200,"outcome":"success","outcome_detail":null,"reason":null,"payload_check":null,"received_at":"{at}","body_read_us":1,"handler_us":1,"total_us":2,"body_bytes":2,"fingerprint":null,"times_seen":null,"first_seen":null,"mean_retry_interval_ms":null,"lag_ms":null,"flags":[],"fields":{{}}}}"#
         );
         serde_json::from_str(&line).expect("a delivery report")
+    }
+
+    #[tokio::test]
+    async fn two_instances_alerts_of_one_kind_and_route_are_two_alerts() {
+        let alert = |instance: &str, state: &str| -> Report {
+            let line = format!(
+                r#"{{"type":"alert","kind":"instance_silent","route":"orders","instance":"{instance}","severity":"warning","state":"{state}","opened_at":"2026-12-03T10:00:00Z","at":"2026-12-03T10:00:00Z","figures":{{}}}}"#
+            );
+            serde_json::from_str(&line).expect("an alert")
+        };
+        let history = MemoryHistory::new();
+        let both = [alert("web-1", "opened"), alert("web-2", "opened")];
+        history.send(&both).await.expect("sent");
+        history
+            .send(&[alert("web-1", "resolved")])
+            .await
+            .expect("sent");
+        let log = history.alerts().await.expect("read");
+        let open: Vec<_> = log.open.iter().map(|a| a.instance.as_deref()).collect();
+        assert_eq!(open, [Some("web-2")]);
+        assert_eq!(log.resolved.len(), 1);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ use crate::{
 ///
 /// Nothing on the request path: the reporter's worker hands it each batch, and the batch
 /// becomes **one pipelined round trip** (`MULTI`/`EXEC`, so that a batch counts whole or not at
-/// all). On a [Redis Cluster](Self::connect_cluster) the batch is one such round trip per route
+/// all). On a [Redis Cluster](RedisHistoryBuilder::connect_cluster) the batch is one such round trip per route
 /// it touches, plus one for the fleet's keys, sent at once.
 ///
 /// Every key carries the [prefix](RedisHistoryBuilder::key_prefix) (default

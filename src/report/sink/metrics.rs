@@ -27,8 +27,8 @@ use crate::{
 /// | `webhook_body_read_duration_seconds` | histogram | `route` | time reading the body, every outcome but `cancelled` |
 /// | `webhook_handler_duration_seconds` | histogram | `route` | time in the handler, for the deliveries it answered: `success`, `late`, `failure`, `panicked` |
 /// | `webhook_total_duration_seconds` | histogram | `route` | time from the request to the response, every outcome but `cancelled` |
-/// | `webhook_alert_open` | gauge | `route`, `kind`, `severity` | 1 while an [alert](crate::watch::Alert) is open, 0 once it resolved |
-/// | `webhook_alerts_opened_total` | counter | `route`, `kind`, `severity` | alerts opened |
+/// | `webhook_alert_open` | gauge | `route`, `kind`, `severity`, and `instance` for an alert about one instance of a fleet | 1 while an [alert](crate::watch::Alert) is open, 0 once it resolved |
+/// | `webhook_alerts_opened_total` | counter | `route`, `kind`, `severity` (and `instance`) | alerts opened |
 /// | `webhook_reporter_enqueued_total` | counter | | reports accepted into the reporter's queue |
 /// | `webhook_reporter_dropped_total` | counter | `reason`: `queue_full`, `closed` | reports dropped before the queue |
 /// | `webhook_reporter_sent_total` | counter | | reports the reporter's sink accepted |
@@ -373,15 +373,18 @@ fn cached<K>(
 }
 
 fn alert(a: &Alert) {
-    let labels = [
+    let mut labels = vec![
         Label::new("route", Arc::clone(&a.route)),
         Label::new("kind", a.kind.as_str()),
         Label::new("severity", a.severity.as_str()),
     ];
+    if let Some(instance) = &a.instance {
+        labels.push(Label::new("instance", Arc::clone(instance)));
+    }
     let open = a.state == AlertState::Opened;
-    gauge!(ALERT_OPEN, labels.to_vec()).set(f64::from(u8::from(open)));
+    gauge!(ALERT_OPEN, labels.clone()).set(f64::from(u8::from(open)));
     if open {
-        counter!(ALERTS_OPENED, labels.to_vec()).increment(1);
+        counter!(ALERTS_OPENED, labels).increment(1);
     }
 }
 
