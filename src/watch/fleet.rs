@@ -23,7 +23,7 @@ use crate::{
         redis::{duration_millis, millis, Inner},
         LatencyHistogram, RedisHistory,
     },
-    redis_link::{Connection, Lua},
+    redis_link::Lua,
     report::{FleetHealth, Report},
 };
 
@@ -300,48 +300,35 @@ impl FleetWatch {
         &self.fleet.history.inner
     }
 
-    /// Runs `op` on the connection within the history's timeout.
-    async fn query<T: FromRedisValue>(
-        &self,
-        op: impl Fn(Connection) -> std::pin::Pin<Box<dyn Future<Output = RedisResult<T>> + Send>>,
-    ) -> Result<T, FleetError> {
-        let inner = self.history();
-        match tokio::time::timeout(inner.timeout, op(inner.connection.clone())).await {
+    /// Awaits `op` for at most the history's timeout.
+    async fn bounded<T>(&self, op: impl Future<Output = RedisResult<T>>) -> Result<T, FleetError> {
+        let timeout = self.history().timeout;
+        match tokio::time::timeout(timeout, op).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(FleetError::Redis(e)),
-            Err(_) => Err(FleetError::TimedOut(inner.timeout)),
+            Err(_) => Err(FleetError::TimedOut(timeout)),
         }
     }
 
-    async fn pipeline<T: FromRedisValue + Send + 'static>(
-        &self,
-        p: Pipeline,
-    ) -> Result<T, FleetError> {
-        let p = Arc::new(p);
-        self.query(move |mut c| {
-            let p = Arc::clone(&p);
-            Box::pin(async move { p.query_async::<T>(&mut c).await })
-        })
-        .await
+    async fn pipeline<T: FromRedisValue>(&self, p: &Pipeline) -> Result<T, FleetError> {
+        let mut connection = self.history().connection.clone();
+        self.bounded(p.query_async(&mut connection)).await
     }
 
-    async fn script(&self, lua: &'static Lua, args: Vec<String>) -> Result<i64, FleetError> {
+    /// Runs a lease script with `args`; its integer reply.
+    async fn script(&self, lua: &Lua, args: &[&str]) -> Result<i64, FleetError> {
+        let mut connection = self.history().connection.clone();
         let key = self.history().keys.lease();
-        let args = Arc::new((key, args));
-        self.query(move |mut c| {
-            let args = Arc::clone(&args);
-            Box::pin(async move {
-                let value = lua
-                    .run(&mut c, |verb, script| {
-                        let mut cmd = ::redis::cmd(verb);
-                        cmd.arg(script).arg(1).arg(&args.0).arg(&args.1);
-                        cmd
-                    })
-                    .await?;
-                ::redis::from_redis_value(value).map_err(RedisError::from)
-            })
-        })
-        .await
+        let run = async {
+            let call = |verb: &str, script: &str| {
+                let mut cmd = ::redis::cmd(verb);
+                cmd.arg(script).arg(1).arg(&key).arg(args);
+                cmd
+            };
+            let value = lua.run(&mut connection, call).await?;
+            from_redis_value(value).map_err(RedisError::from)
+        };
+        self.bounded(run).await
     }
 
     /// Sends the heartbeat, renews or tries to take the lease, and, holding it, evaluates the
@@ -361,9 +348,7 @@ impl FleetWatch {
             .ignore();
         let ttl = duration_millis(self.fleet.lease_ttl);
         let leader = if self.leader {
-            let renewed = self
-                .script(&RENEW, vec![id.to_owned(), ttl.to_string()])
-                .await;
+            let renewed = self.script(&RENEW, &[id, &ttl.to_string()]).await;
             renewed.map(|held| held == 1)
         } else {
             beat.cmd("SET")
@@ -372,12 +357,12 @@ impl FleetWatch {
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl);
-            self.pipeline::<(Option<String>,)>(beat.clone())
+            self.pipeline::<(Option<String>,)>(&beat)
                 .await
                 .map(|(taken,)| taken.is_some())
         };
         let beat_ok = if self.leader {
-            self.pipeline::<()>(beat).await.is_ok()
+            self.pipeline::<()>(&beat).await.is_ok()
         } else {
             leader.is_ok()
         };
@@ -408,17 +393,25 @@ impl FleetWatch {
         if !std::mem::take(&mut self.leader) {
             return;
         }
-        let id = self.history().instance.to_string();
-        let _ = self.script(&RELEASE, vec![id]).await;
+        let id = Arc::clone(&self.history().instance);
+        let _ = self.script(&RELEASE, &[&id]).await;
         self.history().status.leader.store(false, Relaxed);
     }
 
-    async fn live(&self, wall_ms: u64) -> Result<Live, FleetError> {
+    /// The fleet's routes (every route written to the history, and this instance's) and its
+    /// live instances: one round trip (the fleet's slot).
+    async fn fleet_view(&self, wall_ms: u64) -> Result<(Vec<Arc<str>>, Live), FleetError> {
         let keys = &self.history().keys;
         let mut p = pipe();
-        p.hgetall(keys.instances()).hgetall(keys.started());
-        let (beats, started): (HashMap<String, u64>, HashMap<String, u64>) =
-            self.pipeline(p).await?;
+        p.smembers(keys.routes())
+            .hgetall(keys.instances())
+            .hgetall(keys.started());
+        let (names, beats, started): (Vec<String>, HashMap<String, u64>, HashMap<String, u64>) =
+            self.pipeline(&p).await?;
+        let mut names: Vec<Arc<str>> = names.into_iter().map(Arc::from).collect();
+        names.extend(self.registered.keys().cloned());
+        names.sort_unstable();
+        names.dedup();
         let fresh = wall_ms.saturating_sub(duration_millis(self.fleet.lease_ttl.max(LIVE)));
         let window = self.fleet.rules.minutes as u64 * 60_000;
         let mut all: Vec<String> = beats
@@ -432,33 +425,18 @@ impl FleetWatch {
             .filter(|id| started.get(*id).is_some_and(|s| *s + window <= wall_ms))
             .cloned()
             .collect();
-        Ok(Live { all, settled })
+        Ok((names, Live { all, settled }))
     }
 
     async fn evaluate(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Report>) {
         let wall_ms = millis(wall);
-        let routes = async {
-            let names: Vec<String> = self
-                .pipeline::<(Vec<String>,)>({
-                    let mut p = pipe();
-                    p.smembers(self.history().keys.routes());
-                    p
-                })
-                .await?
-                .0;
-            Ok::<_, FleetError>(names)
-        };
-        let (names, live) = match (routes.await, self.live(wall_ms).await) {
-            (Ok(names), Ok(live)) => (names, live),
-            (Err(error), _) | (_, Err(error)) => {
+        let (names, live) = match self.fleet_view(wall_ms).await {
+            Ok(view) => view,
+            Err(error) => {
                 tracing::debug!(target: "webhook_monitor::fleet", %error, "fleet watchers could not read the fleet");
                 return;
             }
         };
-        let mut names: Vec<Arc<str>> = names.into_iter().map(Arc::from).collect();
-        names.extend(self.registered.keys().cloned());
-        names.sort_unstable();
-        names.dedup();
         for name in names {
             let registration = self.registered.get(&name);
             let watch = registration.map_or_else(Watch::default, |r| r.watch.clone());
@@ -556,7 +534,7 @@ impl FleetWatch {
             p.hgetall(keys.day(name, *day));
         }
         let mut values: std::vec::IntoIter<Value> =
-            self.pipeline::<Vec<Value>>(p).await?.into_iter();
+            self.pipeline::<Vec<Value>>(&p).await?.into_iter();
         let mut next = || values.next().unwrap_or(Value::Nil);
         let hash = |v: Value| -> HashMap<String, u64> { from_redis_value(v).unwrap_or_default() };
         let minutes = wanted
@@ -601,7 +579,7 @@ impl FleetWatch {
             p.hset(&key, field, format!("{opened}:{resolved}")).ignore();
         }
         expire(&mut p, &key, self.history().limits.retention);
-        self.pipeline::<()>(p).await
+        self.pipeline::<()>(&p).await
     }
 }
 
