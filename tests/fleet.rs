@@ -28,6 +28,9 @@ mod common;
 use common::{full, send, serve};
 
 const LEASE: Duration = Duration::from_secs(3);
+/// One fleet at a time: their timings are real, and two tests' twelve reporters on two cores
+/// could starve a lease holder past its lease.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Long enough for a batch to reach Redis and the lease holder's next evaluation.
 const SETTLE: Duration = Duration::from_millis(2500);
 
@@ -217,6 +220,7 @@ async fn traffic_to_one_instance_is_no_silence_and_the_idle_instances_are_named(
     let Some(redis) = redis_url("REDIS_URL") else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     let (wall, prefix) = (Wall::new(), prefix());
     let policy = Policy::custom("orders").expect_at_least(1, Duration::from_secs(180));
     let (mut instances, _) = fleet(&redis, &prefix, &wall, policy).await;
@@ -256,6 +260,7 @@ async fn a_spike_split_over_three_instances_is_one_fleet_alert() {
     let Some(redis) = redis_url("REDIS_URL") else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     spike_split_over_three_instances(&redis).await;
 }
 
@@ -265,6 +270,7 @@ async fn a_spike_split_over_three_instances_is_one_fleet_alert_on_a_cluster() {
     let Some(redis) = redis_url("REDIS_CLUSTER_URLS") else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     spike_split_over_three_instances(&redis).await;
 }
 
@@ -315,6 +321,7 @@ async fn the_lease_moves_when_its_holder_stops_and_the_open_alert_resolves_once(
     let Some(redis) = redis_url("REDIS_URL") else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     let (wall, prefix) = (Wall::new(), prefix());
     let policy = Policy::custom("orders").watch(|w| {
         w.cooldown(Duration::from_secs(1))
@@ -470,6 +477,7 @@ async fn a_redis_restart_loses_only_what_it_says_and_the_fleet_view_recovers() {
     let Some(redis) = OwnRedis::start() else {
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().await;
     let (wall, prefix) = (Wall::new(), prefix());
     let (mut instances, _) = fleet(&redis.url(), &prefix, &wall, Policy::custom("orders")).await;
     until("one instance leads", LEASE * 2, || {
