@@ -36,8 +36,8 @@ use crate::{
 ///
 /// Nothing on the request path: the reporter's worker hands it each batch, and the batch
 /// becomes **one pipelined round trip** (`MULTI`/`EXEC`, so that a batch counts whole or not at
-/// all). On a [Redis Cluster](RedisHistoryBuilder::connect_cluster) the batch is one such round trip per route
-/// it touches, plus one for the fleet's keys, sent at once.
+/// all). On a [Redis Cluster](RedisHistoryBuilder::connect_cluster) the batch is one such round
+/// trip per route it touches, plus one for the fleet's keys, sent at once.
 ///
 /// Every key carries the [prefix](RedisHistoryBuilder::key_prefix) (default
 /// `webhook-monitor:history:`). A route's keys share the hash tag `{<route>}`, so each route
