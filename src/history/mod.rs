@@ -8,7 +8,8 @@
 //! - one [`Minute`] per route and minute with traffic: deliveries by outcome, flags, retries and
 //!   a [`LatencyHistogram`], for the charts, counts and percentiles;
 //! - the open alerts and the recently resolved ones ([`AlertLog`]);
-//! - the latest [`HealthReport`]: the reporter's counters and each sink's.
+//! - the latest [`HealthReport`]: the reporter's counters and each sink's;
+//! - for a history a fleet shares, its instances ([`InstanceEntry`]).
 //!
 //! Everything is bounded; [`MemoryHistory`] documents its bounds and their memory cost.
 //!
@@ -134,6 +135,13 @@ pub trait History: Send + Sync + 'static {
 
     /// The latest health report, if one arrived.
     fn health(&self) -> impl Future<Output = Result<Option<HealthReport>, HistoryError>> + Send;
+
+    /// The instances of the fleet that shares this history, by id: their heartbeats, which
+    /// one holds the fleet watchers' lease, and their latest health reports. Empty for a
+    /// history of one process, which is what this provided method answers.
+    fn instances(&self) -> impl Future<Output = Result<Vec<InstanceEntry>, HistoryError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
 }
 
 /// A shared history: the dashboard reads the one the reporter writes.
@@ -173,6 +181,10 @@ impl<H: History> History for Arc<H> {
     fn health(&self) -> impl Future<Output = Result<Option<HealthReport>, HistoryError>> + Send {
         (**self).health()
     }
+
+    fn instances(&self) -> impl Future<Output = Result<Vec<InstanceEntry>, HistoryError>> + Send {
+        (**self).instances()
+    }
 }
 
 /// A route, as the history knows it.
@@ -208,6 +220,55 @@ impl RouteEntry {
             provider: None,
             budget: None,
             last_delivery: None,
+        }
+    }
+}
+
+/// One instance of a fleet that shares a history, as [`History::instances`] lists it.
+///
+/// # Example
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use webhook_monitor::history::InstanceEntry;
+///
+/// /// How long the instance has been silent, if it ever sent a heartbeat.
+/// fn silent_for(instance: &InstanceEntry, now: SystemTime) -> Option<Duration> {
+///     now.duration_since(instance.last_heartbeat?).ok()
+/// }
+///
+/// let mut web1 = InstanceEntry::new("web-1");
+/// assert_eq!(silent_for(&web1, SystemTime::now()), None);
+/// web1.last_heartbeat = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_583_200));
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_583_230);
+/// assert_eq!(silent_for(&web1, now), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstanceEntry {
+    /// Its id among the fleet's (for a `RedisHistory`, feature `redis`, the one its builder's
+    /// `instance` gave).
+    pub id: Arc<str>,
+    /// Its first heartbeat.
+    pub started: Option<SystemTime>,
+    /// Its latest heartbeat: an instance sends one with every batch it writes.
+    pub last_heartbeat: Option<SystemTime>,
+    /// Whether it holds the lease of the fleet watchers (feature `redis`): it evaluates them
+    /// and sends their alerts.
+    pub leader: bool,
+    /// Its latest health report, while the history keeps it.
+    pub health: Option<HealthReport>,
+}
+
+impl InstanceEntry {
+    /// The instance `id`, nothing else known.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self {
+            id: id.into(),
+            started: None,
+            last_heartbeat: None,
+            leader: false,
+            health: None,
         }
     }
 }
