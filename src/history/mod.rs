@@ -381,6 +381,17 @@ macro_rules! counts {
                 $(self.$field = self.$field.saturating_add(other.$field);)*
             }
 
+            /// Sets the count named `name` (as in [`named`](Self::named)) to `count`; `false`
+            /// when no count has that name.
+            #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+            pub(crate) fn set(&mut self, name: &str, count: u32) -> bool {
+                match name {
+                    $(stringify!($field) => self.$field = count,)*
+                    _ => return false,
+                }
+                true
+            }
+
             /// The sum of the counts.
             pub fn total(&self) -> u64 {
                 0 $(+ u64::from(self.$field))*

@@ -63,6 +63,14 @@ use crate::{
 /// All counts are `HINCRBY`s: instances' minutes add up exactly, latency histograms included
 /// ([`LatencyHistogram`](super::LatencyHistogram) buckets merge by adding).
 ///
+/// # What it reads
+///
+/// As a [`History`](super::History), it reads the whole fleet's routes, minutes, recent
+/// deliveries and alerts, this instance's health report, and the fleet's
+/// [instances](super::History::instances): each call one or a few pipelined round trips, each
+/// bounded by the [timeout](RedisHistoryBuilder::timeout). Its `History` implementation below
+/// says what each call reads.
+///
 /// # When Redis is away
 ///
 /// A batch that could not be written is not lost at once: its counts (minutes, per-instance
