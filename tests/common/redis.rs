@@ -69,3 +69,66 @@ pub async fn keys_per_node(backend: Backend, prefix: &str) -> Vec<(String, Vec<S
     }
     keys
 }
+
+/// A TCP proxy on loopback to `target` (`host:port`) that forwards both ways until the flag it
+/// returns is set, then holds every byte it gets (a Redis that stops answering) until it is
+/// cleared.
+pub async fn stalling_proxy(
+    target: &str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::{atomic::AtomicBool, Arc};
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let stall = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flag = Arc::clone(&stall);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pump(client_read, server_write, Arc::clone(&flag)));
+            tokio::spawn(pump(server_read, client_write, Arc::clone(&flag)));
+        }
+    });
+    (addr, stall)
+}
+
+/// Copies `from` to `to`, holding what it reads while `stall` is set.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 << 10];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        while stall.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `host:port` of a `redis://` URL.
+pub fn host_port(url: &str) -> String {
+    match redis::Client::open(url)
+        .unwrap()
+        .get_connection_info()
+        .addr()
+    {
+        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+        other => panic!("not TCP: {other:?}"),
+    }
+}
