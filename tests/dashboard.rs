@@ -1004,3 +1004,113 @@ async fn an_unavailable_history_is_a_503() {
         assert!(!a.body.contains("hunter2"));
     }
 }
+
+/// A fleet's instances on the health page and in `/api/health`, read from Redis: heartbeats,
+/// the lease's holder, figures from their health reports; the instance whose fleet view is
+/// stale gets a warning (once, though it is both this page's instance and a row), with its
+/// last write and what it lost; an alert about one instance names it.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_fleets_instances_and_a_stale_fleet_view() {
+    let Some(fleet) = common::fleet::fleet().await else {
+        return;
+    };
+    let stale = fleet.stale.clone();
+    let base = serve(Dashboard::new(fleet).auth(Auth::bearer(TOKEN)).router()).await;
+
+    let html = page(&format!("{base}/health")).await;
+    assert!(html.contains(r#"<table id="instances">"#), "{html}");
+    let web1 = row(&html, "<code>web-1</code></td>");
+    assert!(web1.starts_with(r#"<tr data-instance="web-1">"#), "{web1}");
+    assert!(
+        web1.contains(r#"<span class="badge st-ok">leader</span>"#),
+        "{web1}"
+    );
+    for cell in ["2", "1200", "3", "180 MiB"] {
+        assert!(
+            web1.contains(&format!(r#"<td class="num">{cell}</td>"#)),
+            "{cell}: {web1}"
+        );
+    }
+    assert!(web1.contains(">current</span>"), "{web1}");
+    assert!(
+        web1.contains(" ago</span>"),
+        "heartbeats with their age: {web1}"
+    );
+    let web2 = row(&html, "<code>web-2</code></td>");
+    assert!(!web2.contains("leader"), "{web2}");
+    assert_eq!(
+        web2.matches(r#"<td class="num">–</td>"#).count(),
+        4,
+        "no health report: {web2}"
+    );
+    let web3 = row(&html, "<code>web-3</code></td>");
+    assert!(
+        web3.starts_with(r#"<tr data-instance="web-3" class="warn">"#),
+        "{web3}"
+    );
+    assert!(
+        web3.contains(r#"<span class="badge st-alert">stale</span>"#),
+        "{web3}"
+    );
+    assert!(web3.contains(r#"<td class="num">96 MiB</td>"#), "{web3}");
+
+    assert_eq!(html.matches(r#"<div class="stale""#).count(), 1, "{html}");
+    let at = html.find(r#"<div class="stale""#).unwrap();
+    let warning = &html[at..at + html[at..].find("</div>").unwrap()];
+    assert!(warning.contains("Fleet view stale"), "{warning}");
+    assert!(warning.contains("<code>web-3</code>"), "{warning}");
+    let last_write = humantime::format_rfc3339_seconds(stale.last_write.unwrap()).to_string();
+    assert!(warning.contains(&last_write), "{last_write}: {warning}");
+    for figure in [
+        "lost_deliveries = 3",
+        "dropped_counts = 3",
+        "failed_writes = 1",
+    ] {
+        assert!(warning.contains(figure), "{figure}: {warning}");
+    }
+    // Above everything else on the page.
+    assert!(at < html.find(r#"<table id="instances">"#).unwrap());
+
+    let v = get(&format!("{base}/api/health")).await.json();
+    let instances = v["instances"].as_array().unwrap();
+    let ids: Vec<&str> = instances
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["web-1", "web-2", "web-3"]);
+    let leaders: Vec<bool> = instances
+        .iter()
+        .map(|i| i["leader"].as_bool().unwrap())
+        .collect();
+    assert_eq!(leaders, [true, false, false]);
+    assert_eq!(instances[0]["health"]["queue_depth"], 2);
+    assert_eq!(instances[0]["health"]["type"], "health");
+    assert_eq!(instances[1]["health"], Value::Null);
+    for i in instances {
+        let started = i["started"].as_str().unwrap();
+        let beat = i["last_heartbeat"].as_str().unwrap();
+        assert!(started.ends_with('Z') && started <= beat, "{i}");
+    }
+    assert_eq!(v["health"]["sent"], 800);
+    // A history of one process has none.
+    let single = dashboard(&MemoryHistory::new(), Auth::bearer(TOKEN)).await;
+    assert_eq!(
+        get(&format!("{single}/api/health")).await.json()["instances"],
+        json!([])
+    );
+    assert!(!page(&format!("{single}/health"))
+        .await
+        .contains("instances"));
+
+    // The alert about web-2 names it, on the alerts page and the overview.
+    let named = r#"<span class="instance">on <code>web-2</code></span>"#;
+    let html = page(&format!("{base}/alerts")).await;
+    let open = row(&html, "instance_silent</code>");
+    assert!(open.contains(named), "{open}");
+    assert!(
+        open.contains(r#"<a href="/_webhooks/routes/orders">orders</a>"#),
+        "{open}"
+    );
+    assert!(page(&base).await.contains(named));
+}

@@ -15,7 +15,7 @@ use super::{
     Shared,
 };
 use crate::{
-    history::{History, Recorded, RouteEntry},
+    history::{History, InstanceEntry, Recorded, RouteEntry},
     watch::AlertKind,
 };
 
@@ -334,9 +334,23 @@ struct HealthJson<'a>(&'a view::HealthView);
 
 impl Serialize for HealthJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry("now", &view::rfc3339(self.0.now))?;
         m.serialize_entry("health", &self.0.report)?;
+        m.serialize_entry("instances", &List(&self.0.instances))?;
+        m.end()
+    }
+}
+
+impl Serialize for Wrap<'_, InstanceEntry> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let i = self.0;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("id", &*i.id)?;
+        m.serialize_entry("started", &time(i.started))?;
+        m.serialize_entry("last_heartbeat", &time(i.last_heartbeat))?;
+        m.serialize_entry("leader", &i.leader)?;
+        m.serialize_entry("health", &i.health)?;
         m.end()
     }
 }

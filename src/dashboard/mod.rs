@@ -34,7 +34,7 @@
 //! | `/routes/{route}?window=1h\|6h\|24h\|48h` | one route: deliveries and latency charts over the window, its figures, and its recent deliveries, filtered by `outcome`, `event_type`, `delivery_id`, paged by `before` |
 //! | `/routes/{route}/deliveries/{id}` | one recorded delivery: every field of its report, its timings, its other attempts |
 //! | `/alerts` | open and resolved alerts |
-//! | `/health` | the reporter's latest health report: its counters and each sink's |
+//! | `/health` | the reporter's latest health report: its counters and each sink's; for a history a fleet shares, its instances (heartbeats, the lease's holder, figures from their health reports) and a warning for each instance whose fleet view is stale |
 //! | `/api/…` | the same figures as JSON: `overview`, `routes/{route}`, `routes/{route}/deliveries`, `routes/{route}/deliveries/{id}`, `alerts`, `health` (documented in `docs/dashboard-api.md`) |
 //! | `/assets/style.css`, `/assets/app.js`, `/assets/icon.svg` | the stylesheet, the live-refresh script and the page icon, served from the binary |
 //!

@@ -21,7 +21,8 @@ use super::{
     Prefix, Shared,
 };
 use crate::{
-    history::{DeliveryFilter, History, Recorded, RouteEntry},
+    history::{DeliveryFilter, History, InstanceEntry, Recorded, RouteEntry},
+    report::FleetHealth,
     watch::{Alert, AlertState, PROCESS_ROUTE},
     FieldValue,
 };
@@ -787,11 +788,15 @@ fn alerts_body(page: &Page<'_>, v: &view::AlertsView) -> Markup {
     }
 }
 
-/// An alert's route: a link to its page, or a process-wide alert's name, which has no page.
+/// An alert's route: a link to its page, or a process-wide alert's name, which has no page;
+/// then the instance it is about, if it is about one.
 fn alert_route(page: &Page<'_>, a: &Alert) -> Markup {
     html! {
         @if &*a.route == PROCESS_ROUTE { span class="muted" { (a.route) } }
         @else { a href=(page.route_link(&a.route)) { (a.route) } }
+        @if let Some(instance) = &a.instance {
+            " " span class="instance" { "on " code { (instance) } }
+        }
     }
 }
 
@@ -827,9 +832,101 @@ fn alert_table(page: &Page<'_>, v: &view::AlertsView, alerts: &[Alert], id: &str
     }
 }
 
+/// A warning that `fleet`'s instance no longer writes to the fleet's history: since when, and
+/// what it lost.
+fn stale_warning(page: &Page<'_>, fleet: &FleetHealth) -> Markup {
+    html! {
+        div class="stale" role="alert" data-instance=(fleet.instance) {
+            strong { "Fleet view stale" }
+            " on instance " code { (fleet.instance) } ": "
+            @match fleet.last_write {
+                Some(t) => { "its last write to the fleet's history succeeded at " (page.when(t)) "." },
+                None => "no write to the fleet's history has succeeded yet.",
+            }
+            " The fleet's figures miss its latest deliveries, and its own watchers alert meanwhile."
+            br;
+            @for (i, (name, value)) in [
+                ("lost_deliveries", fleet.lost_deliveries),
+                ("dropped_counts", fleet.dropped_counts),
+                ("dropped_alerts", fleet.dropped_alerts),
+                ("pending_deliveries", fleet.pending_deliveries),
+                ("failed_writes", fleet.failed_writes),
+            ].into_iter().enumerate() {
+                @if i > 0 { " · " }
+                span class="figure" { (name) " = " (value) }
+            }
+        }
+    }
+}
+
+/// The fleet's instances: heartbeats, the lease, and figures from their health reports.
+fn instances_table(page: &Page<'_>, instances: &[InstanceEntry]) -> Markup {
+    html! {
+        h2 { "Instances" }
+        div class="scroll" {
+            table id="instances" {
+                thead {
+                    tr {
+                        th { "Instance" } th { "Started" } th { "Last heartbeat" } th { "Lease" }
+                        th class="num" { "Queue depth" } th class="num" { "Sent" }
+                        th class="num" { "Failed" } th class="num" { "Resident memory" }
+                        th { "Fleet view" }
+                    }
+                }
+                tbody {
+                    @for i in instances {
+                        @let h = i.health.as_ref();
+                        @let fleet = h.and_then(|h| h.fleet.as_ref());
+                        tr data-instance=(i.id) class=[fleet.is_some_and(|f| f.stale).then_some("warn")] {
+                            td { code { (i.id) } }
+                            td { @match i.started { Some(t) => (page.when_cell(t)), None => "–" } }
+                            td { @match i.last_heartbeat { Some(t) => (page.when_cell(t)), None => "–" } }
+                            td { @if i.leader { span class="badge st-ok" { "leader" } } }
+                            td class="num" { (opt(h.map(|h| h.reporter.queue_depth))) }
+                            td class="num" { (opt(h.map(|h| h.reporter.sent))) }
+                            td class="num" { (opt(h.map(|h| h.reporter.failed))) }
+                            td class="num" { (opt(h.and_then(|h| h.rss_bytes).map(view::mebibytes))) }
+                            td {
+                                @match fleet {
+                                    Some(f) if f.stale => span class="badge st-alert" { "stale" },
+                                    Some(_) => span class="badge st-ok" { "current" },
+                                    None => span class="muted" { "–" },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p class="note" {
+            "An instance sends a heartbeat with every batch it writes. The lease's holder \
+             evaluates the fleet watchers and sends their alerts. Queue depth, sent, failed and \
+             resident memory are from the instance's latest health report (kept for an hour)."
+        }
+    }
+}
+
+/// The stale fleet views to warn about: the report's own, then each instance's, once each.
+fn stale_views(v: &view::HealthView) -> Vec<&FleetHealth> {
+    let own = v.report.as_ref().and_then(|h| h.fleet.as_ref());
+    let theirs = v
+        .instances
+        .iter()
+        .filter_map(|i| i.health.as_ref()?.fleet.as_ref());
+    let mut stale: Vec<&FleetHealth> = Vec::new();
+    for fleet in own.into_iter().chain(theirs) {
+        if fleet.stale && !stale.iter().any(|s| s.instance == fleet.instance) {
+            stale.push(fleet);
+        }
+    }
+    stale
+}
+
 fn health_body(page: &Page<'_>, v: &view::HealthView) -> Markup {
     html! {
         h1 { "Health" }
+        @for fleet in stale_views(v) { (stale_warning(page, fleet)) }
+        @if !v.instances.is_empty() { (instances_table(page, &v.instances)) }
         @match &v.report {
             None => p class="empty" {
                 "No health report yet. The reporter sends one every health_interval \

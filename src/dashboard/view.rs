@@ -10,7 +10,10 @@ use std::{
 use axum::extract::{rejection::PathRejection, Path};
 
 use crate::{
-    history::{AlertLog, DeliveryFilter, History, HistoryError, Minute, Recorded, RouteEntry},
+    history::{
+        AlertLog, DeliveryFilter, History, HistoryError, InstanceEntry, Minute, Recorded,
+        RouteEntry,
+    },
     report::HealthReport,
     watch::{Alert, AlertKind},
 };
@@ -614,6 +617,8 @@ pub(crate) fn alert_duration(alert: &Alert, now: SystemTime) -> Duration {
 pub(crate) struct HealthView {
     pub(crate) now: SystemTime,
     pub(crate) report: Option<HealthReport>,
+    /// The fleet's instances, by id; empty for a history of one process.
+    pub(crate) instances: Vec<InstanceEntry>,
 }
 
 pub(crate) async fn health<H: History>(
@@ -623,6 +628,7 @@ pub(crate) async fn health<H: History>(
     Ok(HealthView {
         now,
         report: history.health().await?,
+        instances: history.instances().await?,
     })
 }
 

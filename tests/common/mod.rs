@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a real server on 127.0.0.1:0 and a real client.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod recorder;
 #[cfg(feature = "redis")]
 pub mod redis;
