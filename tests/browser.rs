@@ -5,9 +5,9 @@
 //!
 //! Needs `CHROMEDRIVER` (the chromedriver binary; `.ci/run` installs Debian's `chromium` and
 //! `chromium-driver` and sets it) and, optionally, `CHROMIUM` (the browser; defaults to
-//! `/usr/bin/chromium`). Without `CHROMEDRIVER` the test says why and skips. Screenshots go to
-//! `target/tmp/dashboard-*.png`; with `UPDATE_SCREENSHOT=1` the overview also replaces
-//! `docs/dashboard.png`.
+//! `/usr/bin/chromium`). Without `CHROMEDRIVER` the tests say why and skip; the fleet's (feature
+//! `redis`) also needs `REDIS_URL`. Screenshots go to `target/tmp/dashboard-*.png`; with
+//! `UPDATE_SCREENSHOT=1` the overview also replaces `docs/dashboard.png`.
 #![cfg(all(feature = "dashboard", feature = "axum"))]
 #![allow(clippy::unwrap_used)]
 
@@ -421,4 +421,61 @@ async fn a_person_sees_routes_counts_failures_and_alerts() {
     assert_quiet_console(&browser, "overview after live refreshes").await;
 
     browser.close().await.unwrap();
+}
+
+/// A fleet's instance: its health page lists the fleet's instances (read from Redis), marks
+/// the lease's holder, and warns that its own view of the fleet is stale; its alerts name the
+/// instance they are about. Needs `REDIS_URL` as well.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_the_fleets_instances() {
+    let driver = match Driver::start().await {
+        Ok(driver) => driver,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let Some(fleet) = common::fleet::fleet().await else {
+        return;
+    };
+    let router = Dashboard::new(fleet)
+        .auth(Auth::bearer(TOKEN))
+        .refresh(Duration::from_secs(600))
+        .router();
+    let addr = common::serve(Router::new().nest("/_webhooks", router)).await;
+    let base = format!("http://{addr}/_webhooks");
+    let browser = driver.session().await;
+    browser
+        .goto(&format!("{base}/health?token={TOKEN}"))
+        .await
+        .unwrap();
+
+    let rows = browser
+        .find_all(Locator::Css("table#instances tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let web1 = text(&browser, r#"tr[data-instance="web-1"]"#).await;
+    assert!(
+        web1.contains("leader") && web1.contains("180 MiB") && web1.contains("current"),
+        "{web1}"
+    );
+    let web3 = text(&browser, r#"tr[data-instance="web-3"]"#).await;
+    assert!(web3.contains("stale"), "{web3}");
+    let warning = text(&browser, "div.stale").await;
+    assert!(
+        warning.contains("Fleet view stale on instance web-3")
+            && warning.contains("lost_deliveries = 3")
+            && warning.contains("dropped_counts = 3"),
+        "{warning}"
+    );
+    assert_quiet_console(&browser, "health page of a fleet").await;
+    screenshot(&browser, "instances", 1000).await;
+
+    browser.goto(&format!("{base}/alerts")).await.unwrap();
+    let open = text(&browser, "table#alerts-open").await;
+    assert!(open.contains("orders on web-2"), "{open}");
+    assert_quiet_console(&browser, "alerts page of a fleet").await;
+    screenshot(&browser, "instance-alert", 500).await;
 }
