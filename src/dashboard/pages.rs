@@ -906,26 +906,10 @@ fn instances_table(page: &Page<'_>, instances: &[InstanceEntry]) -> Markup {
     }
 }
 
-/// The stale fleet views to warn about: the report's own, then each instance's, once each.
-fn stale_views(v: &view::HealthView) -> Vec<&FleetHealth> {
-    let own = v.report.as_ref().and_then(|h| h.fleet.as_ref());
-    let theirs = v
-        .instances
-        .iter()
-        .filter_map(|i| i.health.as_ref()?.fleet.as_ref());
-    let mut stale: Vec<&FleetHealth> = Vec::new();
-    for fleet in own.into_iter().chain(theirs) {
-        if fleet.stale && !stale.iter().any(|s| s.instance == fleet.instance) {
-            stale.push(fleet);
-        }
-    }
-    stale
-}
-
 fn health_body(page: &Page<'_>, v: &view::HealthView) -> Markup {
     html! {
         h1 { "Health" }
-        @for fleet in stale_views(v) { (stale_warning(page, fleet)) }
+        @for fleet in v.stale() { (stale_warning(page, fleet)) }
         @if !v.instances.is_empty() { (instances_table(page, &v.instances)) }
         @match &v.report {
             None => p class="empty" {

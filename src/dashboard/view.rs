@@ -14,7 +14,7 @@ use crate::{
         AlertLog, DeliveryFilter, History, HistoryError, InstanceEntry, Minute, Recorded,
         RouteEntry,
     },
-    report::HealthReport,
+    report::{FleetHealth, HealthReport},
     watch::{Alert, AlertKind},
 };
 
@@ -621,6 +621,25 @@ pub(crate) struct HealthView {
     pub(crate) instances: Vec<InstanceEntry>,
 }
 
+impl HealthView {
+    /// The stale fleet views to warn about: the report's own, then the instances', once per
+    /// instance.
+    pub(crate) fn stale(&self) -> Vec<&FleetHealth> {
+        let own = self.report.as_ref().and_then(|h| h.fleet.as_ref());
+        let theirs = self
+            .instances
+            .iter()
+            .filter_map(|i| i.health.as_ref()?.fleet.as_ref());
+        let mut stale: Vec<&FleetHealth> = Vec::new();
+        for fleet in own.into_iter().chain(theirs) {
+            if fleet.stale && !stale.iter().any(|s| s.instance == fleet.instance) {
+                stale.push(fleet);
+            }
+        }
+        stale
+    }
+}
+
 pub(crate) async fn health<H: History>(
     history: &H,
     now: SystemTime,
@@ -928,6 +947,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn stale_fleet_views_once_per_instance() {
+        let fleet = |instance: &str, stale: bool| FleetHealth {
+            instance: instance.into(),
+            leader: false,
+            stale,
+            last_write: None,
+            failed_writes: 0,
+            lost_deliveries: 0,
+            dropped_counts: 0,
+            dropped_alerts: 0,
+            pending_deliveries: 0,
+        };
+        let health = |f: FleetHealth| {
+            let line = r#"{"type":"health","at":"2026-11-28T19:30:00Z","enqueued":0,"dropped_full":0,"dropped_closed":0,"sent":0,"failed":0,"batches":0,"alerts":0,"sink_panics":0,"watcher_panics":0,"queue_depth":0,"sinks":[]}"#;
+            let mut h: HealthReport = serde_json::from_str(line).expect("a health report");
+            h.fleet = Some(f);
+            h
+        };
+        let instance = |id: &str, f: Option<FleetHealth>| {
+            let mut i = InstanceEntry::new(id);
+            i.health = f.map(health);
+            i
+        };
+        let view = HealthView {
+            now: now(),
+            report: Some(health(fleet("b", true))),
+            instances: vec![
+                instance("a", Some(fleet("a", true))),
+                instance("b", Some(fleet("b", true))),
+                instance("c", Some(fleet("c", false))),
+                instance("d", None),
+            ],
+        };
+        let stale: Vec<&str> = view.stale().iter().map(|f| &*f.instance).collect();
+        assert_eq!(stale, ["b", "a"]);
+        let calm = HealthView {
+            now: now(),
+            report: None,
+            instances: vec![instance("c", Some(fleet("c", false)))],
+        };
+        assert!(calm.stale().is_empty());
     }
 
     #[test]
