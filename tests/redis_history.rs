@@ -542,6 +542,13 @@ async fn a_redis_that_hangs_times_out() {
         history.instances().await.err(),
     ];
     assert!(started.elapsed() < timeout * 7 + Duration::from_millis(500));
+    // The health report this instance wrote (or tried to) is kept: its own dashboard shows it.
+    let report = common::fleet::health(5, 0, 0, 1, serde_json::Value::Null);
+    history.send(std::slice::from_ref(&report)).await.unwrap();
+    let Report::Health(sent) = report else {
+        unreachable!()
+    };
+    assert_eq!(History::health(&history).await.unwrap(), Some(*sent));
     for error in errors {
         let error = error.expect("an error");
         let HistoryError::Unavailable(source) = &error else {

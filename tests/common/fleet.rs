@@ -19,9 +19,9 @@ use super::redis::{host_port, stalling_proxy, Backend};
 /// What the dashboard of `web-3` would read: its own history (`memory`), with its health
 /// report's fleet view, and the fleet's instances read from Redis.
 ///
-/// The report schema does not carry a health report's `fleet` (nor an alert's `instance`), so
-/// what a `RedisHistory` reads back has neither: `instances` are read from Redis, and each
-/// one's fleet view is put back from the instance's own `RedisHistory::status`.
+/// Each instance's fleet view goes through Redis inside its health report. `web-3`'s went
+/// stale after its last report got through, so its entry read from Redis is given the view its
+/// next report carries (`RedisHistory::status`), as once Redis answers it again.
 pub struct FleetHistory {
     pub memory: MemoryHistory,
     pub instances: Vec<InstanceEntry>,
@@ -75,15 +75,31 @@ pub fn delivery(route: &str, ago: Duration) -> Report {
     .unwrap()
 }
 
-/// A health report taken now.
-pub fn health(sent: u64, failed: u64, queue_depth: u64, rss_mib: u64) -> Report {
+/// A health report taken now, with `fleet` (a `FleetHealth` as JSON, or null).
+pub fn health(
+    sent: u64,
+    failed: u64,
+    queue_depth: u64,
+    rss_mib: u64,
+    fleet: serde_json::Value,
+) -> Report {
     serde_json::from_value(json!({
         "type": "health", "at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         "enqueued": sent + failed, "dropped_full": 0, "dropped_closed": 0, "sent": sent,
         "failed": failed, "batches": 12, "alerts": 1, "sink_panics": 0, "watcher_panics": 0,
-        "queue_depth": queue_depth, "rss_bytes": rss_mib << 20, "sinks": [],
+        "queue_depth": queue_depth, "rss_bytes": rss_mib << 20, "fleet": fleet, "sinks": [],
     }))
     .unwrap()
+}
+
+/// `instance`'s fleet view as its health report writes it: current, leading or not.
+fn current(instance: &str, leader: bool) -> serde_json::Value {
+    json!({
+        "instance": instance, "leader": leader, "stale": false,
+        "last_write": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "failed_writes": 0, "lost_deliveries": 0, "dropped_counts": 0, "dropped_alerts": 0,
+        "pending_deliveries": 0,
+    })
 }
 
 /// The fleet: `web-1` holds the lease; `web-2` wrote no health report; `web-3` wrote once,
@@ -112,13 +128,17 @@ pub async fn fleet() -> Option<FleetHistory> {
         .await
         .unwrap();
     let minute = Duration::from_secs(60);
-    web1.send(&[delivery("orders", minute * 3), health(1200, 3, 2, 180)])
+    let web1_health = health(1200, 3, 2, 180, current("web-1", true));
+    web1.send(&[delivery("orders", minute * 3), web1_health])
         .await
         .unwrap();
     web2.send(&[delivery("orders", minute * 2)]).await.unwrap();
-    web3.send(&[delivery("orders", minute), health(800, 0, 0, 96)])
-        .await
-        .unwrap();
+    web3.send(&[
+        delivery("orders", minute),
+        health(800, 0, 0, 96, current("web-3", false)),
+    ])
+    .await
+    .unwrap();
     let mut lease = redis::cmd("SET");
     lease.arg(format!("{prefix}{{fleet}}:lease")).arg("web-1");
     let mut c = redis::Client::open(urls[0].as_str())
@@ -136,18 +156,18 @@ pub async fn fleet() -> Option<FleetHistory> {
     let stale = web3.status(Duration::from_millis(1));
     assert!(stale.stale && stale.last_write.is_some(), "{stale:?}");
     assert_eq!((stale.lost_deliveries, stale.dropped_counts), (3, 3));
-    let current = web1.status(Duration::from_secs(60));
-    assert!(!current.stale, "{current:?}");
 
     let mut instances = web1.instances().await.unwrap();
-    for instance in &mut instances {
-        let view = match &*instance.id {
-            "web-1" => &current,
-            "web-3" => &stale,
-            _ => continue,
-        };
+    let leader = instances.iter().find(|i| &*i.id == "web-1").unwrap();
+    let view = leader
+        .health
+        .as_ref()
+        .and_then(|h| h.fleet.as_ref())
+        .unwrap();
+    assert!(view.leader && !view.stale, "read back from Redis: {view:?}");
+    for instance in instances.iter_mut().filter(|i| &*i.id == "web-3") {
         if let Some(health) = &mut instance.health {
-            health.fleet = Some(view.clone());
+            health.fleet = Some(stale.clone());
         }
     }
 
@@ -159,18 +179,12 @@ pub async fn fleet() -> Option<FleetHistory> {
     ];
     let opened = humantime::format_rfc3339_seconds(SystemTime::now() - minute * 4).to_string();
     let alert = serde_json::from_value(json!({
-        "type": "alert", "kind": "instance_silent", "route": "orders", "severity": "warning",
-        "state": "opened", "opened_at": opened, "at": opened,
+        "type": "alert", "kind": "instance_silent", "route": "orders", "instance": "web-2",
+        "severity": "warning", "state": "opened", "opened_at": opened, "at": opened,
         "figures": {"deliveries": 0, "others_per_minute": 12.5, "instances": 3, "window_minutes": 5},
     }));
-    match alert.unwrap() {
-        Report::Alert(mut alert) => {
-            alert.instance = Some("web-2".into());
-            batch.push(Report::Alert(alert));
-        }
-        other => panic!("{other:?}"),
-    }
-    match health(800, 0, 0, 96) {
+    batch.push(alert.unwrap());
+    match health(800, 0, 0, 96, serde_json::Value::Null) {
         Report::Health(mut report) => {
             report.fleet = Some(stale.clone());
             batch.push(Report::Health(report));

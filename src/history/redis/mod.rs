@@ -9,7 +9,7 @@ use std::{
     fmt,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, PoisonError,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -23,7 +23,7 @@ use write::Pending;
 use crate::{
     policy::Clock,
     redis_link::{Addr, ConnectError, Connection, DEFAULT_TIMEOUT},
-    report::FleetHealth,
+    report::{FleetHealth, HealthReport},
 };
 
 /// The history of a fleet, in Redis (feature `redis`): every instance writes its reports to it,
@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub(crate) timeout: Duration,
     pub(crate) clock: Clock,
     pending: Mutex<Pending>,
+    /// The latest health report this instance wrote (or tried to).
+    latest_health: Mutex<Option<HealthReport>>,
     pub(crate) status: Status,
     /// What [`Status::last_ok_at`] counts from.
     origin: Instant,
@@ -246,6 +248,18 @@ impl RedisHistory {
         crate::watch::Fleet::new(self.clone())
     }
 
+    /// The latest health report this instance wrote or tried to, if it wrote one.
+    pub(crate) fn latest_health(&self) -> Option<HealthReport> {
+        let latest = self.inner.latest_health.lock();
+        latest.unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Keeps `health` as the latest.
+    pub(crate) fn keep_health(&self, health: &HealthReport) {
+        let latest = self.inner.latest_health.lock();
+        *latest.unwrap_or_else(PoisonError::into_inner) = Some(health.clone());
+    }
+
     /// Records a successful operation now.
     pub(crate) fn ok(&self) {
         let inner = &self.inner;
@@ -371,6 +385,7 @@ impl RedisHistoryBuilder {
                 timeout: self.timeout,
                 clock: self.clock,
                 pending: Mutex::default(),
+                latest_health: Mutex::default(),
                 status: Status::default(),
                 origin: Instant::now(),
             }),

@@ -422,7 +422,14 @@ impl History for RedisHistory {
         })
     }
 
+    /// This instance's latest health report: the one it wrote, kept in memory, so that its own
+    /// dashboard shows it (and its fleet view going stale) while Redis does not answer; in a
+    /// process that writes none (a dashboard of its own), the one last written to Redis under
+    /// this instance's id.
     async fn health(&self) -> Result<Option<HealthReport>, HistoryError> {
+        if let Some(latest) = self.latest_health() {
+            return Ok(Some(latest));
+        }
         let mut p = pipe();
         p.add_command(get(self.inner.keys.health(&self.inner.instance)));
         Ok(health(self.query("health", &p).await?.first()))

@@ -214,7 +214,10 @@ impl Sink for RedisHistory {
                 match report {
                     Report::Delivery(d) => pending.record(d),
                     Report::Alert(alert) => pending.alerts.push(alert.clone()),
-                    Report::Health(health) => pending.health = Some(health.clone()),
+                    Report::Health(health) => {
+                        self.keep_health(health);
+                        pending.health = Some(health.clone());
+                    }
                 }
             }
             let runs = pending
