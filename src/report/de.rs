@@ -674,8 +674,13 @@ impl Key {
 
 /// Stores `value` in an empty slot; a full one means the key was given twice.
 fn set<T, E: de::Error>(slot: &mut Option<T>, key: Key, value: T) -> Result<(), E> {
+    put(slot, key.name(), value)
+}
+
+/// Stores `value` in an empty slot for the key `name`; a full one means it was given twice.
+fn put<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
     if slot.is_some() {
-        return Err(E::duplicate_field(key.name()));
+        return Err(E::duplicate_field(name));
     }
     *slot = Some(value);
     Ok(())
@@ -1063,35 +1068,25 @@ impl<'de> Deserialize<'de> for SinkHealth {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SinkHealth, A::Error> {
-                fn put<T, E: de::Error>(slot: &mut Option<T>, key: SinkKey, v: T) -> Result<(), E> {
-                    if slot.is_some() {
-                        return Err(E::duplicate_field(key.name()));
-                    }
-                    *slot = Some(v);
-                    Ok(())
-                }
-                fn need<T, E: de::Error>(slot: Option<T>, key: SinkKey) -> Result<T, E> {
-                    slot.ok_or_else(|| E::missing_field(key.name()))
-                }
                 let (mut name, mut down, mut latency, mut consecutive) = (None, None, None, None);
                 let (mut accepted, mut sent, mut failed, mut dropped) = (None, None, None, None);
                 let (mut queued, mut retries, mut panics) = (None, None, None);
                 while let Some(key) = map.next_key::<SinkKey>()? {
                     let counter = match key {
                         SinkKey::Name => {
-                            put(&mut name, key, map.next_value::<String>()?)?;
+                            put(&mut name, key.name(), map.next_value::<String>()?)?;
                             continue;
                         }
                         SinkKey::Down => {
-                            put(&mut down, key, map.next_value::<bool>()?)?;
+                            put(&mut down, key.name(), map.next_value::<bool>()?)?;
                             continue;
                         }
                         SinkKey::LatencyUs => {
-                            put(&mut latency, key, map.next_value::<Option<u64>>()?)?;
+                            put(&mut latency, key.name(), map.next_value::<Option<u64>>()?)?;
                             continue;
                         }
                         SinkKey::ConsecutiveFailures => {
-                            put(&mut consecutive, key, map.next_value::<u32>()?)?;
+                            put(&mut consecutive, key.name(), map.next_value::<u32>()?)?;
                             continue;
                         }
                         SinkKey::Unknown => {
@@ -1106,19 +1101,22 @@ impl<'de> Deserialize<'de> for SinkHealth {
                         SinkKey::Retries => &mut retries,
                         SinkKey::Panics => &mut panics,
                     };
-                    put(counter, key, map.next_value::<u64>()?)?;
+                    put(counter, key.name(), map.next_value::<u64>()?)?;
                 }
                 Ok(SinkHealth {
-                    name: Cow::Owned(need(name, SinkKey::Name)?),
-                    accepted: need(accepted, SinkKey::Accepted)?,
-                    sent: need(sent, SinkKey::Sent)?,
-                    failed: need(failed, SinkKey::Failed)?,
-                    dropped: need(dropped, SinkKey::Dropped)?,
-                    queued: need(queued, SinkKey::Queued)?,
-                    retries: need(retries, SinkKey::Retries)?,
-                    panics: need(panics, SinkKey::Panics)?,
-                    consecutive_failures: need(consecutive, SinkKey::ConsecutiveFailures)?,
-                    down: need(down, SinkKey::Down)?,
+                    name: Cow::Owned(required(name, SinkKey::Name.name())?),
+                    accepted: required(accepted, SinkKey::Accepted.name())?,
+                    sent: required(sent, SinkKey::Sent.name())?,
+                    failed: required(failed, SinkKey::Failed.name())?,
+                    dropped: required(dropped, SinkKey::Dropped.name())?,
+                    queued: required(queued, SinkKey::Queued.name())?,
+                    retries: required(retries, SinkKey::Retries.name())?,
+                    panics: required(panics, SinkKey::Panics.name())?,
+                    consecutive_failures: required(
+                        consecutive,
+                        SinkKey::ConsecutiveFailures.name(),
+                    )?,
+                    down: required(down, SinkKey::Down.name())?,
                     latency: latency.flatten().map(Duration::from_micros),
                 })
             }
@@ -1175,20 +1173,6 @@ impl<'de> Deserialize<'de> for FleetHealth {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FleetHealth, A::Error> {
-                fn put<T, E: de::Error>(
-                    slot: &mut Option<T>,
-                    key: FleetKey,
-                    v: T,
-                ) -> Result<(), E> {
-                    if slot.is_some() {
-                        return Err(E::duplicate_field(key.name()));
-                    }
-                    *slot = Some(v);
-                    Ok(())
-                }
-                fn need<T, E: de::Error>(slot: Option<T>, key: FleetKey) -> Result<T, E> {
-                    slot.ok_or_else(|| E::missing_field(key.name()))
-                }
                 let (mut instance, mut leader, mut stale, mut last_write) =
                     (None, None, None, None);
                 let (mut failed_writes, mut lost, mut dropped_counts) = (None, None, None);
@@ -1196,19 +1180,23 @@ impl<'de> Deserialize<'de> for FleetHealth {
                 while let Some(key) = map.next_key::<FleetKey>()? {
                     let counter = match key {
                         FleetKey::Instance => {
-                            put(&mut instance, key, map.next_value::<String>()?)?;
+                            put(&mut instance, key.name(), map.next_value::<String>()?)?;
                             continue;
                         }
                         FleetKey::Leader => {
-                            put(&mut leader, key, map.next_value::<bool>()?)?;
+                            put(&mut leader, key.name(), map.next_value::<bool>()?)?;
                             continue;
                         }
                         FleetKey::Stale => {
-                            put(&mut stale, key, map.next_value::<bool>()?)?;
+                            put(&mut stale, key.name(), map.next_value::<bool>()?)?;
                             continue;
                         }
                         FleetKey::LastWrite => {
-                            put(&mut last_write, key, map.next_value::<Option<Rfc3339>>()?)?;
+                            put(
+                                &mut last_write,
+                                key.name(),
+                                map.next_value::<Option<Rfc3339>>()?,
+                            )?;
                             continue;
                         }
                         FleetKey::Unknown => {
@@ -1221,18 +1209,21 @@ impl<'de> Deserialize<'de> for FleetHealth {
                         FleetKey::DroppedAlerts => &mut dropped_alerts,
                         FleetKey::PendingDeliveries => &mut pending,
                     };
-                    put(counter, key, map.next_value::<u64>()?)?;
+                    put(counter, key.name(), map.next_value::<u64>()?)?;
                 }
                 Ok(FleetHealth {
-                    instance: Arc::from(need::<String, _>(instance, FleetKey::Instance)?),
-                    leader: need(leader, FleetKey::Leader)?,
-                    stale: need(stale, FleetKey::Stale)?,
+                    instance: Arc::from(required::<String, _>(
+                        instance,
+                        FleetKey::Instance.name(),
+                    )?),
+                    leader: required(leader, FleetKey::Leader.name())?,
+                    stale: required(stale, FleetKey::Stale.name())?,
                     last_write: last_write.flatten().map(|t| t.0),
-                    failed_writes: need(failed_writes, FleetKey::FailedWrites)?,
-                    lost_deliveries: need(lost, FleetKey::LostDeliveries)?,
-                    dropped_counts: need(dropped_counts, FleetKey::DroppedCounts)?,
-                    dropped_alerts: need(dropped_alerts, FleetKey::DroppedAlerts)?,
-                    pending_deliveries: need(pending, FleetKey::PendingDeliveries)?,
+                    failed_writes: required(failed_writes, FleetKey::FailedWrites.name())?,
+                    lost_deliveries: required(lost, FleetKey::LostDeliveries.name())?,
+                    dropped_counts: required(dropped_counts, FleetKey::DroppedCounts.name())?,
+                    dropped_alerts: required(dropped_alerts, FleetKey::DroppedAlerts.name())?,
+                    pending_deliveries: required(pending, FleetKey::PendingDeliveries.name())?,
                 })
             }
         }
