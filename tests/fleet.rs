@@ -403,15 +403,7 @@ impl OwnRedis {
     }
 
     fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        common::redis::cli(self.port, args).map(|out| out.trim().to_owned())
     }
 
     fn answers(&self) -> bool {

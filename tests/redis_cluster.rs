@@ -85,21 +85,10 @@ fn local_port(url: &str) -> Option<u16> {
     port.parse().ok()
 }
 
-fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Whether the node at `port` answers and sees its cluster as `ok`.
 fn cluster_ok(port: u16) -> bool {
-    redis_cli(port, &["cluster", "info"]).is_some_and(|info| info.contains("cluster_state:ok"))
+    common::redis::cli(port, &["cluster", "info"])
+        .is_some_and(|info| info.contains("cluster_state:ok"))
 }
 
 /// Polls `check` for at most 10 s.
@@ -125,7 +114,7 @@ struct StoppedNode {
 impl StoppedNode {
     fn stop(port: u16) -> Self {
         let config = |name: &str| {
-            let answer = redis_cli(port, &["config", "get", name]).unwrap();
+            let answer = common::redis::cli(port, &["config", "get", name]).unwrap();
             answer.lines().nth(1).unwrap().to_owned()
         };
         let node = Self {
@@ -133,9 +122,9 @@ impl StoppedNode {
             dir: config("dir"),
             config_file: config("cluster-config-file"),
         };
-        redis_cli(port, &["shutdown", "nosave"]);
+        common::redis::cli(port, &["shutdown", "nosave"]);
         assert!(
-            wait_until(|| redis_cli(port, &["ping"]).is_none()),
+            wait_until(|| common::redis::cli(port, &["ping"]).is_none()),
             "node {port} did not stop"
         );
         node
@@ -160,7 +149,7 @@ impl StoppedNode {
 
 impl Drop for StoppedNode {
     fn drop(&mut self) {
-        if redis_cli(self.port, &["ping"]).is_none() && !self.start(&[self.port]) {
+        if common::redis::cli(self.port, &["ping"]).is_none() && !self.start(&[self.port]) {
             eprintln!("could not restart the cluster node on port {}", self.port);
         }
     }
@@ -322,7 +311,7 @@ async fn a_hung_node_times_out_on_its_own_keys_and_the_others_go_on() {
     );
     let port = local_port(&target).unwrap();
 
-    redis_cli(port, &["client", "pause", "3000", "all"]).unwrap();
+    common::redis::cli(port, &["client", "pause", "3000", "all"]).unwrap();
     let paused = Instant::now();
     for key in &theirs[..2] {
         let started = Instant::now();
@@ -343,7 +332,7 @@ async fn a_hung_node_times_out_on_its_own_keys_and_the_others_go_on() {
     }
     // Nor do nodes that lost their scripts meanwhile wait for the hung one.
     for &other in ports.iter().filter(|&&p| p != port) {
-        redis_cli(other, &["script", "flush"]).unwrap();
+        common::redis::cli(other, &["script", "flush"]).unwrap();
     }
     for key in &others {
         let renewed = store.renew(key, token, TTL).await;
@@ -360,11 +349,13 @@ async fn a_hung_node_times_out_on_its_own_keys_and_the_others_go_on() {
     );
 
     // Back (a PING waits for the pause to end): every operation on its keys works again.
-    assert!(tokio::task::spawn_blocking(move || wait_until(
-        || redis_cli(port, &["ping"]).is_some()
-    ))
-    .await
-    .unwrap());
+    assert!(
+        tokio::task::spawn_blocking(move || wait_until(
+            || common::redis::cli(port, &["ping"]).is_some()
+        ))
+        .await
+        .unwrap()
+    );
     for key in &theirs {
         assert!(store.renew(key, token, TTL).await.unwrap(), "renew {key}");
         let copy = claim(&store, key, Token::random()).await;
@@ -469,7 +460,12 @@ async fn moved_and_ask_redirections_are_followed() {
         return;
     };
     let _one_at_a_time = CLUSTER.lock().await;
-    let cli = |node: usize, args: &[&str]| redis_cli(ports[node], args).unwrap().trim().to_owned();
+    let cli = |node: usize, args: &[&str]| {
+        common::redis::cli(ports[node], args)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
     // A key whose slot holds nothing else, so that the slot can move without its keys.
     let mut candidates = (0..).map(|i| format!("evt_{i}"));
     let (key, full, slot, from) = loop {
@@ -537,7 +533,7 @@ async fn moved_and_ask_redirections_are_followed() {
 /// Which of the nodes on `ports` serves `slot`, as the first node's `CLUSTER NODES` says.
 fn owner(ports: &[u16], slot: &str) -> usize {
     let slot: u16 = slot.parse().unwrap();
-    let nodes = redis_cli(ports[0], &["cluster", "nodes"]).unwrap();
+    let nodes = common::redis::cli(ports[0], &["cluster", "nodes"]).unwrap();
     let line = nodes
         .lines()
         .find(|line| {
@@ -577,7 +573,7 @@ struct RestoreSlot {
 
 impl Drop for RestoreSlot {
     fn drop(&mut self) {
-        let cli = |node: usize, args: &[&str]| redis_cli(self.ports[node], args);
+        let cli = |node: usize, args: &[&str]| common::redis::cli(self.ports[node], args);
         let (owner, moved_to, slot) = (self.owner, self.moved_to, self.slot.as_str());
         // Errors are expected for the steps that do not apply (a node that does not hold the
         // key, a slot not migrating, a node that owns it already).

@@ -132,3 +132,17 @@ pub fn host_port(url: &str) -> String {
         other => panic!("not TCP: {other:?}"),
     }
 }
+
+/// Runs `redis-cli` against the Redis on 127.0.0.1 at `port`: its output, or `None` when it
+/// could not run or failed.
+pub fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
