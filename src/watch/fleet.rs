@@ -3,13 +3,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    fmt,
-    future::Future,
     sync::{atomic::Ordering::Relaxed, Arc, LazyLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ::redis::{from_redis_value, pipe, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
+use ::redis::{from_redis_value, pipe, FromRedisValue, Pipeline, RedisError, Value};
 use tokio::time::Instant;
 
 use super::{
@@ -20,7 +18,7 @@ use super::{
 };
 use crate::{
     history::{
-        redis::{duration_millis, millis, Inner},
+        redis::{duration_millis, millis, Inner, OpError},
         LatencyHistogram, RedisHistory,
     },
     redis_link::Lua,
@@ -191,22 +189,6 @@ const LIVE: Duration = Duration::from_secs(120);
 /// The longest latency window read from the fleet's minutes: a day.
 const MAX_LATENCY_MINUTES: u64 = 1440;
 
-/// A Redis operation of the fleet watchers failed.
-#[derive(Debug)]
-enum FleetError {
-    Redis(RedisError),
-    TimedOut(Duration),
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Redis(e) => write!(f, "redis: {e}"),
-            Self::TimedOut(after) => write!(f, "redis timed out after {after:?}"),
-        }
-    }
-}
-
 /// The fleet watchers' state in one instance's worker: the lease, and while it holds it, the
 /// alert state of every route of the fleet.
 pub(crate) struct FleetWatch {
@@ -300,23 +282,12 @@ impl FleetWatch {
         &self.fleet.history.inner
     }
 
-    /// Awaits `op` for at most the history's timeout.
-    async fn bounded<T>(&self, op: impl Future<Output = RedisResult<T>>) -> Result<T, FleetError> {
-        let timeout = self.history().timeout;
-        match tokio::time::timeout(timeout, op).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(FleetError::Redis(e)),
-            Err(_) => Err(FleetError::TimedOut(timeout)),
-        }
-    }
-
-    async fn pipeline<T: FromRedisValue>(&self, p: &Pipeline) -> Result<T, FleetError> {
-        let mut connection = self.history().connection.clone();
-        self.bounded(p.query_async(&mut connection)).await
+    async fn pipeline<T: FromRedisValue>(&self, p: &Pipeline) -> Result<T, OpError> {
+        self.fleet.history.pipeline("fleet watchers", p).await
     }
 
     /// Runs a lease script with `args`; its integer reply.
-    async fn script(&self, lua: &Lua, args: &[&str]) -> Result<i64, FleetError> {
+    async fn script(&self, lua: &Lua, args: &[&str]) -> Result<i64, OpError> {
         let mut connection = self.history().connection.clone();
         let key = self.history().keys.lease();
         let run = async {
@@ -328,7 +299,7 @@ impl FleetWatch {
             let value = lua.run(&mut connection, call).await?;
             from_redis_value(value).map_err(RedisError::from)
         };
-        self.bounded(run).await
+        self.fleet.history.bounded("lease", run).await
     }
 
     /// Sends the heartbeat, renews or tries to take the lease, and, holding it, evaluates the
@@ -400,7 +371,7 @@ impl FleetWatch {
 
     /// The fleet's routes (every route written to the history, and this instance's) and its
     /// live instances: one round trip (the fleet's slot).
-    async fn fleet_view(&self, wall_ms: u64) -> Result<(Vec<Arc<str>>, Live), FleetError> {
+    async fn fleet_view(&self, wall_ms: u64) -> Result<(Vec<Arc<str>>, Live), OpError> {
         let keys = &self.history().keys;
         let mut p = pipe();
         p.smembers(keys.routes())
@@ -495,7 +466,7 @@ impl FleetWatch {
     }
 
     /// Reads what `route`'s evaluation needs, in one round trip (one slot).
-    async fn read(&self, name: &str, watch: &Watch, wall_ms: u64) -> Result<Read, FleetError> {
+    async fn read(&self, name: &str, watch: &Watch, wall_ms: u64) -> Result<Read, OpError> {
         let keys = &self.history().keys;
         let now_min = wall_ms / 60_000;
         let route = self.routes.get(name);
@@ -568,7 +539,7 @@ impl FleetWatch {
         slots: Vec<(String, Slot)>,
         now: Instant,
         wall: SystemTime,
-    ) -> Result<(), FleetError> {
+    ) -> Result<(), OpError> {
         let key = self.history().keys.slots(name);
         let mut p = pipe();
         for (field, slot) in slots {

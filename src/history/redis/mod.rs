@@ -414,6 +414,69 @@ fn connect_error(error: ConnectError) -> super::HistoryError {
     }
 }
 
+/// A Redis operation of the history (or of the fleet watchers on it) failed.
+#[derive(Debug)]
+pub(crate) enum OpError {
+    Redis(::redis::RedisError),
+    TimedOut(TimedOut),
+}
+
+impl OpError {
+    /// As a [`HistoryError`](super::HistoryError) whose source is the Redis error or the
+    /// timeout itself.
+    pub(crate) fn unavailable(self) -> super::HistoryError {
+        match self {
+            Self::Redis(e) => super::HistoryError::unavailable(e),
+            Self::TimedOut(t) => super::HistoryError::unavailable(t),
+        }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Redis(e) => write!(f, "redis: {e}"),
+            Self::TimedOut(t) => t.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Redis(e) => Some(e),
+            Self::TimedOut(t) => Some(t),
+        }
+    }
+}
+
+impl RedisHistory {
+    /// Awaits the Redis operation `op` (named `name` in its timeout) for at most the history's
+    /// timeout.
+    pub(crate) async fn bounded<T>(
+        &self,
+        name: &'static str,
+        op: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+    ) -> Result<T, OpError> {
+        let after = self.inner.timeout;
+        match tokio::time::timeout(after, op).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(OpError::Redis(e)),
+            Err(_) => Err(OpError::TimedOut(TimedOut { op: name, after })),
+        }
+    }
+
+    /// Sends `p` on a clone of the connection, bounded by the timeout.
+    pub(crate) async fn pipeline<T: ::redis::FromRedisValue>(
+        &self,
+        name: &'static str,
+        p: &::redis::Pipeline,
+    ) -> Result<T, OpError> {
+        let mut connection = self.inner.connection.clone();
+        self.bounded(name, p.query_async(&mut connection)).await
+    }
+}
+
 /// A Redis operation of the history took longer than its timeout.
 #[derive(Debug)]
 pub(crate) struct TimedOut {

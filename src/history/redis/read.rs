@@ -6,7 +6,7 @@
 //! hash slot (one route's keys, or the fleet's), so on a Redis Cluster each goes to one node;
 //! calls that read several routes send one pipeline per route at once. A Redis error or a
 //! timeout is a [`HistoryError::Unavailable`] whose source is the [`redis::RedisError`] or a
-//! [`TimedOut`]; what Redis holds that does not parse (an entry, an alert, a health report
+//! timeout; what Redis holds that does not parse (an entry, an alert, a health report
 //! written by another version) is skipped.
 //!
 //! [`redis::RedisError`]: ::redis::RedisError
@@ -20,7 +20,7 @@ use std::{
 use ::redis::{cmd, pipe, Cmd, Pipeline, Value};
 use futures_util::future::join_all;
 
-use super::{duration_millis, millis, RedisHistory, TimedOut};
+use super::{duration_millis, millis, RedisHistory};
 use crate::{
     history::{
         AlertLog, DeliveryFilter, History, HistoryError, InstanceEntry, Minute, Recorded,
@@ -59,17 +59,8 @@ impl RedisHistory {
         if pipe.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = &self.inner;
-        let mut connection = inner.connection.clone();
-        let query = pipe.query_async::<Vec<Value>>(&mut connection);
-        match tokio::time::timeout(inner.timeout, query).await {
-            Ok(Ok(replies)) => Ok(replies),
-            Ok(Err(e)) => Err(HistoryError::unavailable(e)),
-            Err(_) => Err(HistoryError::unavailable(TimedOut {
-                op,
-                after: inner.timeout,
-            })),
-        }
+        let replies = self.pipeline::<Vec<Value>>(op, pipe).await;
+        replies.map_err(super::OpError::unavailable)
     }
 
     /// Sends `groups` of commands, each group in one hash slot: in one pipeline on one Redis,

@@ -11,7 +11,7 @@ use ::redis::{pipe, Pipeline};
 use futures_util::future::join_all;
 use hashbrown::HashMap;
 
-use super::{duration_millis, millis, Inner, RedisHistory, TimedOut};
+use super::{duration_millis, millis, Inner, RedisHistory};
 use crate::{
     history::{redis::alert_field_of, LatencyHistogram, Minute},
     report::{DeliveryReport, HealthReport, Report, RouteInfo, Sink, SinkError},
@@ -188,20 +188,11 @@ impl RedisHistory {
 
     /// Sends `pipes` at once, each bounded by the timeout; the result of each.
     async fn send_pipes(&self, pipes: &[Pipeline]) -> Vec<Result<(), SinkError>> {
-        let inner = &self.inner;
-        join_all(pipes.iter().map(|p| async move {
-            let mut connection = inner.connection.clone();
-            let query = p.query_async::<()>(&mut connection);
-            match tokio::time::timeout(inner.timeout, query).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(SinkError::new(e)),
-                Err(_) => Err(SinkError::new(TimedOut {
-                    op: "write",
-                    after: inner.timeout,
-                })),
-            }
-        }))
-        .await
+        let writes = pipes.iter().map(|p| async move {
+            let written = self.pipeline::<()>("write", p).await;
+            written.map_err(SinkError::new)
+        });
+        join_all(writes).await
     }
 }
 
