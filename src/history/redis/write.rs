@@ -98,7 +98,8 @@ impl RouteNews {
 }
 
 impl Pending {
-    fn record(&mut self, report: &DeliveryReport) {
+    /// Counts `report`; keeps its JSON for the recent deliveries when `log` (some are kept).
+    fn record(&mut self, report: &DeliveryReport, log: bool) {
         let delivery = &report.delivery;
         let route = &delivery.data().route;
         if !self.routes.contains_key(route) {
@@ -128,8 +129,11 @@ impl Pending {
                 news.provider = Some(provider.into());
             }
         }
-        if let Ok(json) = serde_json::to_string(report) {
-            news.log.push(json);
+        // Most of the history's cost per report (about 14,000 of 25,500 instructions).
+        if log {
+            if let Ok(json) = serde_json::to_string(report) {
+                news.log.push(json);
+            }
         }
         if handled {
             let run = self.runs.entry(Arc::clone(route)).or_insert(0);
@@ -199,11 +203,12 @@ impl RedisHistory {
 impl Sink for RedisHistory {
     async fn send(&self, batch: &[Report]) -> Result<(), SinkError> {
         let inner = &*self.inner;
+        let log = inner.limits.deliveries > 0;
         let work = {
             let mut pending = self.pending();
             for report in batch {
                 match report {
-                    Report::Delivery(d) => pending.record(d),
+                    Report::Delivery(d) => pending.record(d, log),
                     Report::Alert(alert) => pending.alerts.push(alert.clone()),
                     Report::Health(health) => {
                         self.keep_health(health);
@@ -406,9 +411,12 @@ fn write_route(
         p.hset(&runs, id, run).ignore();
         expire(p, &runs, retention);
     }
-    if !news.log.is_empty() && inner.limits.deliveries > 0 {
+    if !news.log.is_empty() {
         let log = keys.log(route);
-        for entry in &news.log {
+        // The stream keeps the newest `deliveries`: older ones of a bigger batch would be
+        // trimmed at once.
+        let skip = news.log.len().saturating_sub(inner.limits.deliveries);
+        for entry in &news.log[skip..] {
             p.cmd("XADD")
                 .arg(&log)
                 .arg("MAXLEN")
