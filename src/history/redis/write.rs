@@ -363,9 +363,10 @@ fn write_route(
     let info = keys.info(route);
     if let Some(budget) = budget {
         p.hset(&info, "budget_ms", duration_millis(budget)).ignore();
-        expire(p, &info, retention);
     }
     let Some(news) = news else {
+        // A registration alone: only the budget was written.
+        expire(p, &info, retention);
         return;
     };
     for (minute, rollup) in &news.minutes {
